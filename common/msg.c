@@ -2,9 +2,35 @@
 #include "common/msg.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+static ssize_t msg_sendmsg(int sock, const struct msghdr *m, int sendflags)
+{
+	ssize_t n;
+
+	do {
+		n = sendmsg(sock, m, sendflags | MSG_NOSIGNAL);
+	} while (n < 0 && errno == EINTR);
+	return n;
+}
+
+/*
+ * A SOCK_SEQPACKET packet must fit the socket's send buffer whole, and the default buffer
+ * (net.core.wmem_default, 208 KiB) is smaller than PROTO_MSG_MAX. Raises it (the kernel doubles
+ * the value asked for); false when it is already that large or cannot be raised.
+ */
+static bool msg_raise_sndbuf(int sock)
+{
+	int cur = 0, want = (int)PROTO_MSG_MAX;
+	socklen_t len = sizeof(cur);
+
+	if (getsockopt(sock, SOL_SOCKET, SO_SNDBUF, &cur, &len) < 0 || cur >= 2 * want)
+		return false;
+	return setsockopt(sock, SOL_SOCKET, SO_SNDBUF, &want, sizeof(want)) == 0;
+}
 
 int msg_sendv(int sock, uint16_t type, uint16_t flags, uint32_t seq, int32_t status,
 	      const struct iovec *iov, int iovcnt, const int *fds, int nfds, int sendflags)
@@ -46,9 +72,9 @@ int msg_sendv(int sock, uint16_t type, uint16_t flags, uint32_t seq, int32_t sta
 		c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
 		memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
 	}
-	do {
-		n = sendmsg(sock, &m, sendflags | MSG_NOSIGNAL);
-	} while (n < 0 && errno == EINTR);
+	n = msg_sendmsg(sock, &m, sendflags);
+	if (n < 0 && errno == EMSGSIZE && msg_raise_sndbuf(sock))
+		n = msg_sendmsg(sock, &m, sendflags);
 	if (n < 0)
 		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
 	if ((size_t)n != sizeof(h) + total)

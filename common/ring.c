@@ -104,7 +104,7 @@ static void ring_bind(struct ring *r, uint32_t entries, enum ring_role role)
 int ring_create(uint32_t entries, uint64_t mount_id, int *fd_out, struct ring **out)
 {
 	size_t bytes = ring_bytes(entries);
-	struct ring *r;
+	struct ring *r = NULL;
 	int fd, rc;
 
 	*out = NULL;
@@ -140,7 +140,7 @@ int ring_attach(int fd, enum ring_role role, struct ring **out)
 {
 	struct ring_shared hdr;
 	struct stat st;
-	struct ring *r;
+	struct ring *r = NULL;
 	int seals, rc;
 
 	*out = NULL;
