@@ -79,8 +79,13 @@ struct proto_register_reply {
 	uint32_t block_size;   /* PROTO_BLOCK_SIZE */
 	uint32_t max_inflight; /* FETCH/PREFETCH entries the mount may have outstanding */
 	uint64_t daemon_pid;
+	uint32_t flags; /* PROTO_REGF_* */
+	uint32_t reserved;
 };
-_Static_assert(sizeof(struct proto_register_reply) == 40, "proto_register_reply layout");
+_Static_assert(sizeof(struct proto_register_reply) == 48, "proto_register_reply layout");
+
+/* proto_register_reply.flags */
+#define PROTO_REGF_AUTOSTARTED 0x1u /* a mount started this daemon: mounts may restart it */
 
 /* LOOKUP: one path relative to the mount root, no leading or trailing '/', "" = the root. */
 struct proto_path {

@@ -1,0 +1,217 @@
+/* evict: keeps cached bytes under the limit by removing whole objects that no mount has open,
+ * least recently closed first (engine thread). A removed file that a mount still holds keeps its
+ * bytes valid until that descriptor closes: eviction never punches what a reader may read. */
+#include "cached/daemon.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/num.h"
+
+#define PENDING_MAX 4096 /* evicted ids whose deletion is not yet committed */
+#define PENDING_TTL 30	 /* seconds after which the commit has surely happened */
+
+struct evictor {
+	uint64_t limit;
+	uint64_t fs_free;
+	uint64_t fs_size;
+	uint64_t last_empty_ms; /* when a scan last found nothing to evict */
+	bool warned;
+	struct {
+		uint64_t id;
+		int64_t at;
+	} pending[PENDING_MAX];
+	size_t npending;
+};
+
+static void refresh_limit(struct daemon *d)
+{
+	struct evictor *ev = d->ev;
+	uint64_t cached = objects_bytes_cached(d), limit, floor_room;
+	struct statvfs sv;
+
+	if (statvfs(d->cfg.cache_dir, &sv) < 0) {
+		log_warn("statvfs %s: %s", d->cfg.cache_dir, strerror(errno));
+		return;
+	}
+	ev->fs_free = (uint64_t)sv.f_bavail * sv.f_frsize;
+	ev->fs_size = (uint64_t)sv.f_blocks * sv.f_frsize;
+	/* min(--cache-size, 0.9 x (free + cached)), and always 5% of the file system free. */
+	limit = (ev->fs_free + cached) / 10 * 9;
+	if (d->cfg.cache_size && d->cfg.cache_size < limit)
+		limit = d->cfg.cache_size;
+	floor_room = ev->fs_free + cached > ev->fs_size / 20
+			     ? ev->fs_free + cached - ev->fs_size / 20
+			     : 0;
+	if (limit > floor_room)
+		limit = floor_room;
+	ev->limit = limit;
+}
+
+int evict_init(struct daemon *d)
+{
+	d->ev = calloc(1, sizeof(*d->ev));
+	if (!d->ev)
+		return -ENOMEM;
+	refresh_limit(d);
+	return 0;
+}
+
+void evict_fini(struct daemon *d)
+{
+	free(d->ev);
+	d->ev = NULL;
+}
+
+uint64_t evict_limit(struct daemon *d)
+{
+	return d->ev->limit;
+}
+
+static bool pending(struct evictor *ev, uint64_t id)
+{
+	for (size_t i = 0; i < ev->npending; i++) {
+		if (ev->pending[i].id == id)
+			return true;
+	}
+	return false;
+}
+
+static void pending_add(struct evictor *ev, uint64_t id)
+{
+	if (ev->npending == PENDING_MAX)
+		memmove(ev->pending, ev->pending + 1, --ev->npending * sizeof(ev->pending[0]));
+	ev->pending[ev->npending].id = id;
+	ev->pending[ev->npending].at = daemon_now();
+	ev->npending++;
+}
+
+struct scan {
+	struct daemon *d;
+	uint64_t target; /* stop once cached bytes are at or below this */
+	uint64_t freed;
+	uint64_t only_id; /* evict just this object (inspect), 0 = by policy */
+	bool force_all;	  /* evict every closed object (inspect evict --all) */
+};
+
+/* Removes one closed object: its file, its record, and its bytes from the count. */
+static uint64_t evict_one(struct daemon *d, const struct meta_object *o)
+{
+	char name[32];
+	uint64_t bytes = objects_forget(d, o->id);
+	uint32_t nblocks = (uint32_t)((o->size + PROTO_BLOCK_SIZE - 1) >> PROTO_BLOCK_SHIFT);
+
+	snprintf(name, sizeof(name), "%016" PRIx64, o->id);
+	if (!bytes && nblocks) {
+		/* Not resident: count what LMDB records. */
+		uint8_t *map = calloc(1, (nblocks + 7) / 8);
+		uint32_t present = 0;
+
+		if (map && meta_blocks_load(d->meta, o->id, nblocks, map, NULL, &present) == 0) {
+			for (uint32_t b = 0; b < nblocks; b++) {
+				if (map[b >> 3] & (1u << (b & 7))) {
+					uint64_t s = (uint64_t)b << PROTO_BLOCK_SHIFT;
+
+					bytes +=
+						(s + PROTO_BLOCK_SIZE > o->size ? o->size - s
+										: PROTO_BLOCK_SIZE);
+				}
+			}
+		}
+		free(map);
+	}
+	if (unlinkat(d->objects_dirfd, name, 0) < 0 && errno != ENOENT)
+		log_warn("evicting %s: unlink: %s", o->name, strerror(errno));
+	writer_del_object(d, o->id);
+	pending_add(d->ev, o->id);
+	objects_account(d, -(int64_t)bytes);
+	atomic_fetch_add(&d->st.evicted_objects, 1);
+	atomic_fetch_add(&d->st.evicted_bytes, bytes);
+	log_debug("evicted %s (version %s, %" PRIu64 " bytes)", o->name, o->version, bytes);
+	return bytes;
+}
+
+static int scan_fn(void *ctx, const struct meta_object *o)
+{
+	struct scan *s = ctx;
+
+	if (!s->force_all && !s->only_id && objects_bytes_cached(s->d) <= s->target)
+		return 1;
+	if (s->only_id && o->id != s->only_id)
+		return 0;
+	if (pending(s->d->ev, o->id) || !objects_evictable(s->d, o->id))
+		return 0;
+	s->freed += evict_one(s->d, o);
+	return s->only_id ? 1 : 0;
+}
+
+uint64_t evict_run(struct daemon *d, uint64_t want_free)
+{
+	struct evictor *ev = d->ev;
+	struct scan s = { .d = d };
+	uint64_t now = daemon_mono_ms();
+
+	if (!want_free && ev->last_empty_ms && now - ev->last_empty_ms < 1000)
+		return 0; /* nothing was evictable a moment ago: do not rescan per block */
+	refresh_limit(d);
+	s.target = ev->limit > want_free ? ev->limit - want_free : 0;
+	if (objects_bytes_cached(d) <= s.target)
+		return 0;
+	meta_evict_scan(d->meta, scan_fn, &s);
+	if (objects_bytes_cached(d) > s.target) {
+		ev->last_empty_ms = now;
+		if (!ev->warned) {
+			char a[32], b[32];
+
+			log_warn("cache holds %s, over its limit of %s, but everything else is "
+				 "open: "
+				 "the limit yields until those files are closed",
+				 num_format_size(objects_bytes_cached(d), a, sizeof(a)),
+				 num_format_size(ev->limit, b, sizeof(b)));
+			ev->warned = true;
+		}
+	} else {
+		ev->last_empty_ms = 0;
+		ev->warned = false;
+	}
+	return s.freed;
+}
+
+void evict_tick(struct daemon *d)
+{
+	struct evictor *ev = d->ev;
+	int64_t now = daemon_now();
+	size_t keep = 0;
+
+	for (size_t i = 0; i < ev->npending; i++) {
+		if (now - ev->pending[i].at < PENDING_TTL)
+			ev->pending[keep++] = ev->pending[i];
+	}
+	ev->npending = keep;
+	refresh_limit(d);
+	if (objects_bytes_cached(d) > ev->limit)
+		evict_run(d, 0);
+}
+
+/* For inspect: evicts object `id` (or every closed object when id is 0 and all is set).
+ * Returns bytes freed; *busy counts objects skipped because they are open. */
+uint64_t evict_objects(struct daemon *d, uint64_t id, bool all)
+{
+	struct scan s = { .d = d, .only_id = id, .force_all = all };
+
+	meta_evict_scan(d->meta, scan_fn, &s);
+	return s.freed;
+}
+
+void evict_status(struct daemon *d, uint64_t *limit, uint64_t *fs_free, uint64_t *fs_size)
+{
+	*limit = d->ev->limit;
+	*fs_free = d->ev->fs_free;
+	*fs_size = d->ev->fs_size;
+}

@@ -1,0 +1,948 @@
+/* objects: object versions in memory (engine thread): cache files, presence, open handles, the
+ * readers waiting for blocks, and which blocks to fetch next (demand first, then prefetch of
+ * objects that are clearly being loaded). */
+#include "cached/daemon.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "common/crc32c.h"
+#include "common/log.h"
+
+#define TABLE_SIZE    16384
+#define IDLE_KEEP     4096	  /* closed objects kept in memory for quick reopen */
+#define SMALL_OBJECT  (16u << 20) /* fetched whole on first read */
+#define SEQ_TRIGGER   3		  /* sequential block requests that start whole-object prefetch */
+#define FETCH_MAX_LEN (64ull << 20)
+
+struct waiter {
+	struct waiter *next;
+	struct conn *c; /* no reference: objects_conn_gone() removes a dying conn's waiters */
+	uint64_t id;
+	uint32_t handle;
+	uint64_t off, len;
+	uint32_t b0, b1; /* blocks [b0, b1) */
+	bool prefetch;
+};
+
+struct obj {
+	_Atomic int refs;
+	struct obj *id_next; /* table chains */
+	struct obj *key_next;
+	struct obj *idle_prev, *idle_next; /* idle list: no opens, no fetches, no waiters */
+	bool in_table;
+	bool idle;
+	struct meta_object rec; /* the durable record (name, version, size, checksums) */
+	struct bucket *bk;
+	struct store *store; /* bk->store, kept after bk is released (buckets live forever) */
+	uint32_t nblocks;
+	int fd;	 /* O_RDWR, for fetches */
+	int rfd; /* O_RDONLY, handed to mounts */
+	/* engine-only state */
+	uint8_t *present;
+	uint8_t *inflight;
+	uint8_t *touched;
+	uint32_t *crcs;
+	uint32_t npresent;
+	uint32_t ntouched;
+	uint32_t seq_hits;
+	int opens;
+	int fetching; /* GETs in flight */
+	struct waiter *waiters;
+	bool loading; /* prefetching the whole object */
+	uint32_t pf_next;
+	struct obj *load_next; /* objtab.loading list */
+	bool gone;	       /* the store no longer has this version */
+	int enospc_retries;
+};
+
+struct objtab {
+	struct obj *by_id[TABLE_SIZE];
+	struct obj *by_key[TABLE_SIZE];
+	struct obj *idle_head, *idle_tail;
+	size_t nidle;
+	struct obj *loading; /* objects being prefetched whole */
+	uint64_t bytes_cached;
+};
+
+static bool bit(const uint8_t *m, uint32_t b)
+{
+	return m[b >> 3] & (1u << (b & 7));
+}
+
+static void bit_set(uint8_t *m, uint32_t b)
+{
+	m[b >> 3] |= (uint8_t)(1u << (b & 7));
+}
+
+static void bit_clear(uint8_t *m, uint32_t b)
+{
+	m[b >> 3] &= (uint8_t) ~(1u << (b & 7));
+}
+
+static uint64_t block_bytes(const struct obj *o, uint32_t b)
+{
+	uint64_t start = (uint64_t)b << PROTO_BLOCK_SHIFT;
+	uint64_t end = start + PROTO_BLOCK_SIZE;
+
+	return (end > o->rec.size ? o->rec.size : end) - start;
+}
+
+static uint64_t hash_key(uint32_t bucket, const char *name, const char *version)
+{
+	uint64_t h = 1469598103934665603ULL ^ bucket;
+
+	for (const char *p = name; *p; p++)
+		h = (h ^ (uint8_t)*p) * 1099511628211ULL;
+	h = (h ^ 0xff) * 1099511628211ULL;
+	for (const char *p = version; *p; p++)
+		h = (h ^ (uint8_t)*p) * 1099511628211ULL;
+	return h;
+}
+
+/* ---- lifetime ---- */
+
+struct obj *obj_get(struct obj *o)
+{
+	atomic_fetch_add(&o->refs, 1);
+	return o;
+}
+
+void obj_put(struct obj *o)
+{
+	if (atomic_fetch_sub(&o->refs, 1) != 1)
+		return;
+	if (o->fd >= 0)
+		close(o->fd);
+	if (o->rfd >= 0)
+		close(o->rfd);
+	free(o->present);
+	free(o->inflight);
+	free(o->touched);
+	free(o->crcs);
+	free(o);
+}
+
+int obj_fd(const struct obj *o)
+{
+	return o->fd;
+}
+
+uint64_t obj_id(const struct obj *o)
+{
+	return o->rec.id;
+}
+
+const struct meta_object *objects_record(const struct obj *o)
+{
+	return &o->rec;
+}
+
+struct store *objects_store(const struct obj *o)
+{
+	return o->store;
+}
+
+int objects_init(struct daemon *d)
+{
+	d->objs = calloc(1, sizeof(*d->objs));
+	if (!d->objs)
+		return -ENOMEM;
+	meta_usage(d->meta, &d->objs->bytes_cached, NULL);
+	return 0;
+}
+
+uint64_t objects_bytes_cached(struct daemon *d)
+{
+	return d->objs->bytes_cached;
+}
+
+static void idle_unlink(struct objtab *t, struct obj *o)
+{
+	if (!o->idle)
+		return;
+	if (o->idle_prev)
+		o->idle_prev->idle_next = o->idle_next;
+	else
+		t->idle_head = o->idle_next;
+	if (o->idle_next)
+		o->idle_next->idle_prev = o->idle_prev;
+	else
+		t->idle_tail = o->idle_prev;
+	o->idle_prev = o->idle_next = NULL;
+	o->idle = false;
+	t->nidle--;
+}
+
+static void table_remove(struct daemon *d, struct obj *o)
+{
+	struct objtab *t = d->objs;
+	struct obj **pp;
+
+	if (!o->in_table)
+		return;
+	idle_unlink(t, o);
+	for (pp = &t->by_id[o->rec.id % TABLE_SIZE]; *pp; pp = &(*pp)->id_next) {
+		if (*pp == o) {
+			*pp = o->id_next;
+			break;
+		}
+	}
+	for (pp = &t->by_key[hash_key(o->rec.bucket_id, o->rec.name, o->rec.version) % TABLE_SIZE];
+	     *pp; pp = &(*pp)->key_next) {
+		if (*pp == o) {
+			*pp = o->key_next;
+			break;
+		}
+	}
+	o->in_table = false;
+	bucket_put(d, o->bk);
+	o->bk = NULL;
+	obj_put(o);
+}
+
+/* Puts an object that nobody uses on the idle list, trimming the list to IDLE_KEEP. */
+static void maybe_idle(struct daemon *d, struct obj *o)
+{
+	struct objtab *t = d->objs;
+
+	if (!o->in_table || o->idle || o->opens || o->fetching || o->waiters)
+		return;
+	o->idle = true;
+	o->idle_prev = t->idle_tail;
+	o->idle_next = NULL;
+	if (t->idle_tail)
+		t->idle_tail->idle_next = o;
+	else
+		t->idle_head = o;
+	t->idle_tail = o;
+	t->nidle++;
+	while (t->nidle > IDLE_KEEP)
+		table_remove(d, t->idle_head);
+}
+
+void objects_fini(struct daemon *d)
+{
+	struct objtab *t = d->objs;
+
+	if (!t)
+		return;
+	for (size_t i = 0; i < TABLE_SIZE; i++) {
+		while (t->by_id[i]) {
+			struct obj *o = t->by_id[i];
+
+			while (o->waiters) {
+				struct waiter *w = o->waiters;
+
+				o->waiters = w->next;
+				free(w);
+			}
+			table_remove(d, o);
+		}
+	}
+	free(t);
+	d->objs = NULL;
+}
+
+static struct obj *find_by_key(struct daemon *d, uint32_t bucket, const char *name,
+			       const char *version)
+{
+	for (struct obj *o = d->objs->by_key[hash_key(bucket, name, version) % TABLE_SIZE]; o;
+	     o = o->key_next) {
+		if (o->rec.bucket_id == bucket && strcmp(o->rec.name, name) == 0 &&
+		    strcmp(o->rec.version, version) == 0)
+			return o;
+	}
+	return NULL;
+}
+
+/* Finds a resident object by id (engine). */
+struct obj *objects_find_id(struct daemon *d, uint64_t id)
+{
+	for (struct obj *o = d->objs->by_id[id % TABLE_SIZE]; o; o = o->id_next) {
+		if (o->rec.id == id)
+			return o;
+	}
+	return NULL;
+}
+
+static void file_name(uint64_t id, char *out, size_t n)
+{
+	snprintf(out, n, "%016" PRIx64, id);
+}
+
+/* Opens (or creates) the cache file of `o`. Sets *fresh when the file had to be created, in which
+ * case no recorded presence can be trusted. */
+static int open_files(struct daemon *d, struct obj *o, bool *fresh)
+{
+	char name[32];
+	struct stat st;
+
+	file_name(o->rec.id, name, sizeof(name));
+	*fresh = false;
+	o->fd = openat(d->objects_dirfd, name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	if (o->fd < 0 && errno == ENOENT) {
+		*fresh = true;
+		o->fd = openat(d->objects_dirfd, name, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+			       0600);
+	}
+	if (o->fd < 0)
+		return -errno;
+	if (fstat(o->fd, &st) < 0 || !S_ISREG(st.st_mode))
+		return -EIO;
+	if ((uint64_t)st.st_size != o->rec.size && ftruncate(o->fd, (off_t)o->rec.size) < 0)
+		return -errno;
+	o->rfd = openat(d->objects_dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (o->rfd < 0)
+		return -errno;
+	return 0;
+}
+
+/* Loads or creates the object version described by `so` in bucket `bk`. */
+static int obj_load(struct daemon *d, struct bucket *bk, const struct store_object *so,
+		    struct obj **out)
+{
+	struct objtab *t = d->objs;
+	size_t mapsz;
+	bool fresh, known;
+	struct obj *o;
+	int rc;
+
+	o = calloc(1, sizeof(*o));
+	if (!o)
+		return -ENOMEM;
+	atomic_init(&o->refs, 1);
+	o->fd = o->rfd = -1;
+	rc = meta_object_find(d->meta, bk->id, so->name, so->version, &o->rec);
+	known = rc == 0;
+	if (rc && rc != -ENOENT)
+		goto out_free;
+	if (!known) {
+		o->rec.id = meta_new_object_id(d->meta);
+		o->rec.bucket_id = bk->id;
+		o->rec.size = so->size;
+		o->rec.mtime_sec = so->mtime_sec;
+		o->rec.mtime_nsec = so->mtime_nsec;
+		if (so->has_crc32c) {
+			o->rec.crc32c = so->crc32c;
+			o->rec.flags |= META_OBJ_HAS_CRC32C;
+		}
+		if (so->has_md5) {
+			memcpy(o->rec.md5, so->md5, 16);
+			o->rec.flags |= META_OBJ_HAS_MD5;
+		}
+		o->rec.last_access = daemon_now();
+		snprintf(o->rec.version, sizeof(o->rec.version), "%s", so->version);
+		snprintf(o->rec.name, sizeof(o->rec.name), "%s", so->name);
+	}
+	o->nblocks = (uint32_t)((o->rec.size + PROTO_BLOCK_SIZE - 1) >> PROTO_BLOCK_SHIFT);
+	mapsz = (o->nblocks + 7) / 8 + 1;
+	o->present = calloc(1, mapsz);
+	o->inflight = calloc(1, mapsz);
+	o->touched = calloc(1, mapsz);
+	o->crcs = calloc((size_t)o->nblocks + 1, sizeof(uint32_t));
+	if (!o->present || !o->inflight || !o->touched || !o->crcs) {
+		rc = -ENOMEM;
+		goto out_free;
+	}
+	rc = open_files(d, o, &fresh);
+	if (rc) {
+		log_error("cache file of object %" PRIu64 " (%s): %s", o->rec.id, o->rec.name,
+			  strerror(-rc));
+		goto out_free;
+	}
+	if (known) {
+		rc = meta_blocks_load(d->meta, o->rec.id, o->nblocks, o->present, o->crcs,
+				      &o->npresent);
+		if (rc)
+			goto out_free;
+	}
+	if (known && fresh && o->npresent) {
+		/* The record survived but the file did not: start over with no blocks. */
+		log_warn("cache file of %s vanished; its %u cached blocks are dropped", o->rec.name,
+			 o->npresent);
+		for (uint32_t b = 0; b < o->nblocks; b++) {
+			if (bit(o->present, b))
+				t->bytes_cached -= block_bytes(o, b);
+		}
+		memset(o->present, 0, mapsz);
+		o->npresent = 0;
+		writer_clear_blocks(d, o->rec.id, 0, o->nblocks);
+	}
+	if (!known || fresh)
+		writer_put_object(d, &o->rec);
+	pthread_mutex_lock(&d->buckets_lock);
+	bk->refs++;
+	pthread_mutex_unlock(&d->buckets_lock);
+	o->bk = bk;
+	o->store = bk->store;
+	o->id_next = t->by_id[o->rec.id % TABLE_SIZE];
+	t->by_id[o->rec.id % TABLE_SIZE] = o;
+	{
+		uint64_t h = hash_key(o->rec.bucket_id, o->rec.name, o->rec.version) % TABLE_SIZE;
+
+		o->key_next = t->by_key[h];
+		t->by_key[h] = o;
+	}
+	o->in_table = true;
+	*out = o;
+	return 0;
+out_free:
+	obj_put(o);
+	return rc;
+}
+
+/* ---- handles ---- */
+
+static int handle_alloc(struct conn *c, struct obj *o, uint32_t *out)
+{
+	uint32_t h;
+
+	if (c->free_handle) {
+		h = c->free_handle;
+		c->free_handle = c->handles[h - 1].next_free;
+	} else {
+		if (c->nhandles == c->handle_cap) {
+			uint32_t cap = c->handle_cap ? c->handle_cap * 2 : 64;
+			struct handle *nh = realloc(c->handles, cap * sizeof(*nh));
+
+			if (!nh)
+				return -ENOMEM;
+			c->handles = nh;
+			c->handle_cap = cap;
+		}
+		h = ++c->nhandles;
+	}
+	c->handles[h - 1].obj = o;
+	c->handles[h - 1].next_free = 0;
+	*out = h;
+	return 0;
+}
+
+static struct obj *handle_obj(struct conn *c, uint32_t h)
+{
+	if (h == 0 || h > c->nhandles)
+		return NULL;
+	return c->handles[h - 1].obj;
+}
+
+static void handle_release(struct conn *c, uint32_t h)
+{
+	c->handles[h - 1].obj = NULL;
+	c->handles[h - 1].next_free = c->free_handle;
+	c->free_handle = h;
+}
+
+void objects_open(struct daemon *d, struct open_req *r)
+{
+	struct conn *c = r->c;
+	struct proto_open_reply rep = { 0 };
+	struct iovec iov[2];
+	struct obj *o;
+	uint32_t h;
+	int rc;
+
+	if (atomic_load(&c->dead) || !c->registered)
+		return;
+	if (c->opens >= d->cfg.max_opens) {
+		rc = -EMFILE;
+		goto fail;
+	}
+	o = find_by_key(d, r->bk->id, r->so.name, r->so.version);
+	if (!o) {
+		rc = obj_load(d, r->bk, &r->so, &o);
+		if (rc)
+			goto fail;
+	}
+	idle_unlink(d->objs, o);
+	rc = handle_alloc(c, o, &h);
+	if (rc)
+		goto fail;
+	o->opens++;
+	c->opens++;
+	atomic_fetch_add(&d->st.opens, 1);
+	rep.handle = h;
+	rep.nblocks = o->nblocks;
+	rep.object_id = o->rec.id;
+	rep.size = o->rec.size;
+	iov[0].iov_base = &rep;
+	iov[0].iov_len = sizeof(rep);
+	iov[1].iov_base = o->present;
+	iov[1].iov_len = (o->nblocks + 7) / 8;
+	rc = conn_replyv(c, PROTO_OPEN, 0, r->seq, 0, iov, 2, &o->rfd, 1);
+	if (rc) {
+		/* The mount never learnt of this handle. */
+		handle_release(c, h);
+		o->opens--;
+		c->opens--;
+		maybe_idle(d, o);
+	}
+	return;
+fail:
+	if (rc != -EMFILE)
+		log_warn("open of %s for mount %" PRIu64 " failed: %s", r->so.name, c->mount_id,
+			 strerror(-rc));
+	conn_reply(c, PROTO_OPEN, r->seq, rc, NULL, 0, NULL, 0);
+}
+
+static void obj_closed(struct daemon *d, struct obj *o)
+{
+	o->opens--;
+	if (o->opens == 0) {
+		o->rec.last_access = daemon_now();
+		writer_touch(d, o->rec.id, o->rec.last_access);
+		maybe_idle(d, o);
+	}
+}
+
+/* Removes conn c's waiters on o (all of them when only_handle is 0). */
+static void drop_waiters(struct conn *c, struct obj *o, uint32_t only_handle)
+{
+	for (struct waiter **pp = &o->waiters; *pp;) {
+		struct waiter *w = *pp;
+
+		if (w->c == c && (!only_handle || w->handle == only_handle)) {
+			*pp = w->next;
+			c->waiting--;
+			if (w->prefetch)
+				c->prefetch_bytes -= w->len;
+			free(w);
+		} else {
+			pp = &w->next;
+		}
+	}
+}
+
+int objects_close(struct daemon *d, struct conn *c, uint32_t h)
+{
+	struct obj *o = handle_obj(c, h);
+
+	if (!o)
+		return -EBADF;
+	drop_waiters(c, o, h);
+	handle_release(c, h);
+	c->opens--;
+	obj_closed(d, o);
+	return 0;
+}
+
+void objects_conn_gone(struct daemon *d, struct conn *c)
+{
+	for (uint32_t h = 1; h <= c->nhandles; h++) {
+		struct obj *o = c->handles[h - 1].obj;
+
+		if (!o)
+			continue;
+		drop_waiters(c, o, 0);
+		handle_release(c, h);
+		c->opens--;
+		obj_closed(d, o);
+	}
+	free(c->handles);
+	c->handles = NULL;
+	c->nhandles = c->handle_cap = c->free_handle = 0;
+}
+
+/* ---- scheduling ---- */
+
+static void loading_add(struct daemon *d, struct obj *o, uint32_t from)
+{
+	if (o->loading || o->npresent == o->nblocks || o->gone)
+		return;
+	/* Whole-object prefetch only for objects that fit the cache comfortably. */
+	if (o->rec.size > evict_limit(d) / 2)
+		return;
+	o->loading = true;
+	o->pf_next = from;
+	o->load_next = d->objs->loading;
+	d->objs->loading = obj_get(o);
+	log_debug("object %" PRIu64 " (%s) is being loaded: prefetching it whole", o->rec.id,
+		  o->rec.name);
+}
+
+/* Starts GETs for absent blocks of [b0, b1), in runs of at most max_blocks. */
+static int fetch_range(struct daemon *d, struct obj *o, uint32_t b0, uint32_t b1,
+		       uint32_t max_blocks, bool demand, int budget)
+{
+	int started = 0;
+	uint32_t b = b0;
+
+	while (b < b1 && (demand || started < budget)) {
+		uint32_t e;
+
+		if (bit(o->present, b) || bit(o->inflight, b)) {
+			b++;
+			continue;
+		}
+		e = b + 1;
+		while (e < b1 && e - b < max_blocks && !bit(o->present, e) && !bit(o->inflight, e))
+			e++;
+		if (fetch_blocks(d, o, b, e - b, demand) != 0)
+			break;
+		for (uint32_t k = b; k < e; k++)
+			bit_set(o->inflight, k);
+		o->fetching++;
+		started++;
+		b = e;
+	}
+	return started;
+}
+
+/* Fills free fetch slots with prefetches of objects being loaded, round robin. */
+void objects_pump(struct daemon *d)
+{
+	struct objtab *t = d->objs;
+	uint32_t chunk = (uint32_t)(d->cfg.chunk_size >> PROTO_BLOCK_SHIFT);
+	bool progress = true;
+
+	if (chunk == 0)
+		chunk = 1;
+	while (progress && fetch_slots(d) > 0) {
+		progress = false;
+		for (struct obj **pp = &t->loading; *pp && fetch_slots(d) > 0;) {
+			struct obj *o = *pp;
+			uint32_t scanned = 0;
+			int started = 0;
+
+			while (!o->gone && scanned < o->nblocks && started == 0) {
+				uint32_t from = o->pf_next % o->nblocks;
+				uint32_t to = from + chunk < o->nblocks ? from + chunk : o->nblocks;
+
+				started = fetch_range(d, o, from, to, chunk, false, 1);
+				o->pf_next = to % o->nblocks;
+				scanned += to - from;
+			}
+			if (started) {
+				progress = true;
+				pp = &o->load_next;
+				continue;
+			}
+			/* Nothing left to start: every block is present or in flight. */
+			o->loading = false;
+			*pp = o->load_next;
+			o->load_next = NULL;
+			obj_put(o);
+		}
+	}
+}
+
+/* Decides what a demand for blocks [b0, b1) fetches. */
+static void schedule_demand(struct daemon *d, struct obj *o, uint32_t b0, uint32_t b1,
+			    bool prefetch)
+{
+	uint32_t chunk = (uint32_t)(d->cfg.chunk_size >> PROTO_BLOCK_SHIFT);
+	uint32_t max_blocks = (uint32_t)(FETCH_MAX_LEN >> PROTO_BLOCK_SHIFT);
+
+	for (uint32_t b = b0; b < b1; b++) {
+		if (!bit(o->touched, b)) {
+			bit_set(o->touched, b);
+			o->ntouched++;
+			if (b == 0 || bit(o->touched, b - 1))
+				o->seq_hits++;
+		}
+	}
+	if (o->rec.size <= SMALL_OBJECT) {
+		/* Small files (configs, tokenizers, small shards): one GET for all of it. */
+		fetch_range(d, o, 0, o->nblocks, max_blocks, true, 0);
+		return;
+	}
+	if (prefetch || o->seq_hits >= SEQ_TRIGGER ||
+	    (o->ntouched >= 4 && (uint64_t)o->ntouched * 16 >= o->nblocks))
+		loading_add(d, o, b0);
+	if (prefetch) {
+		objects_pump(d);
+		return;
+	}
+	/* The demand itself goes first, at least a chunk when loading, else what was asked. */
+	if (o->loading && b1 - b0 < chunk)
+		b1 = b0 + chunk < o->nblocks ? b0 + chunk : o->nblocks;
+	fetch_range(d, o, b0, b1, o->loading ? chunk : max_blocks, true, 0);
+	if (o->loading && (o->pf_next < b1 || o->pf_next > b1 + chunk))
+		o->pf_next = b1 < o->nblocks ? b1 : 0;
+	objects_pump(d);
+}
+
+/* ---- submissions ---- */
+
+void objects_submit(struct daemon *d, struct conn *c, const struct ring_entry *e)
+{
+	struct ring_entry done = { .id = e->id, .handle = e->handle, .off = e->off, .len = e->len };
+	struct obj *o = handle_obj(c, e->handle);
+	bool prefetch = e->op == RING_PREFETCH;
+	uint32_t b0, b1, b;
+	struct waiter *w;
+
+	if (e->op == RING_REVOKE_ACK)
+		return; /* revocation is not used yet: nothing waits for acks */
+	if (!o || e->len == 0 || e->off >= o->rec.size || e->len > o->rec.size - e->off ||
+	    (!prefetch && e->len > FETCH_MAX_LEN)) {
+		server_bad_entry(d, c, e->id, o ? -EINVAL : -EBADF);
+		return;
+	}
+	if (prefetch)
+		atomic_fetch_add(&d->st.prefetch_requests, 1);
+	else
+		atomic_fetch_add(&d->st.fetch_requests, 1);
+	b0 = (uint32_t)(e->off >> PROTO_BLOCK_SHIFT);
+	b1 = (uint32_t)((e->off + e->len - 1) >> PROTO_BLOCK_SHIFT) + 1;
+	for (b = b0; b < b1 && bit(o->present, b); b++)
+		;
+	if (b == b1) {
+		done.op = RING_PRESENT;
+		if (!prefetch)
+			atomic_fetch_add(&d->st.fetch_hits, 1);
+		conn_complete(d, c, &done);
+		return;
+	}
+	if (o->gone) {
+		done.op = RING_ERROR;
+		done.status = -ESTALE;
+		conn_complete(d, c, &done);
+		return;
+	}
+	if (c->waiting >= d->cfg.max_waiting ||
+	    (prefetch && c->prefetch_bytes + e->len > d->cfg.max_prefetch_bytes)) {
+		done.op = RING_ERROR;
+		done.status = -EBUSY;
+		conn_complete(d, c, &done);
+		return;
+	}
+	w = calloc(1, sizeof(*w));
+	if (!w) {
+		done.op = RING_ERROR;
+		done.status = -ENOMEM;
+		conn_complete(d, c, &done);
+		return;
+	}
+	w->c = c;
+	w->id = e->id;
+	w->handle = e->handle;
+	w->off = e->off;
+	w->len = e->len;
+	w->b0 = b0;
+	w->b1 = b1;
+	w->prefetch = prefetch;
+	w->next = o->waiters;
+	o->waiters = w;
+	c->waiting++;
+	if (prefetch)
+		c->prefetch_bytes += e->len;
+	for (b = b0; b < b1; b++) {
+		if (bit(o->inflight, b)) {
+			atomic_fetch_add(&d->st.dedup_waits, 1);
+			break;
+		}
+	}
+	idle_unlink(d->objs, o);
+	schedule_demand(d, o, b0, b1, prefetch);
+}
+
+/* ---- completions from fetches ---- */
+
+static void wake_waiters(struct daemon *d, struct obj *o)
+{
+	for (struct waiter **pp = &o->waiters; *pp;) {
+		struct waiter *w = *pp;
+		uint32_t b = w->b0;
+
+		while (b < w->b1 && bit(o->present, b))
+			b++;
+		if (b < w->b1) {
+			pp = &w->next;
+			continue;
+		}
+		*pp = w->next;
+		{
+			struct ring_entry e = { .id = w->id,
+						.handle = w->handle,
+						.off = w->off,
+						.len = w->len,
+						.op = RING_PRESENT };
+
+			w->c->waiting--;
+			if (w->prefetch)
+				w->c->prefetch_bytes -= w->len;
+			conn_complete(d, w->c, &e);
+		}
+		free(w);
+	}
+}
+
+/* For GCS objects, compares the combined block crc32c with the store's once all blocks are in. */
+static bool whole_object_ok(struct obj *o)
+{
+	uint32_t crc = 0;
+
+	if (!(o->rec.flags & META_OBJ_HAS_CRC32C) || o->rec.size == 0)
+		return true;
+	for (uint32_t b = 0; b < o->nblocks; b++)
+		crc = crc32c_combine(crc, o->crcs[b], block_bytes(o, b));
+	return crc == o->rec.crc32c;
+}
+
+static void drop_blocks(struct daemon *d, struct obj *o, uint32_t b0, uint32_t n)
+{
+	for (uint32_t b = b0; b < b0 + n && b < o->nblocks; b++) {
+		if (bit(o->present, b)) {
+			bit_clear(o->present, b);
+			o->npresent--;
+			d->objs->bytes_cached -= block_bytes(o, b);
+		}
+	}
+	writer_clear_blocks(d, o->rec.id, b0, n);
+}
+
+void objects_blocks_done(struct daemon *d, struct obj *o, uint32_t b0, uint32_t n,
+			 const uint32_t *crcs)
+{
+	uint64_t added = 0;
+
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t b = b0 + i;
+
+		if (b >= o->nblocks)
+			break;
+		bit_clear(o->inflight, b);
+		o->crcs[b] = crcs[i];
+		if (!bit(o->present, b)) {
+			bit_set(o->present, b);
+			o->npresent++;
+			added += block_bytes(o, b);
+		}
+	}
+	d->objs->bytes_cached += added;
+	atomic_fetch_add(&d->st.blocks_fetched, n);
+	atomic_fetch_add(&d->st.bytes_fetched, added);
+	if (!o->in_table)
+		return; /* evicted meanwhile: the bytes are no longer reachable */
+	if (o->npresent == o->nblocks && !whole_object_ok(o)) {
+		log_error("object %s version %s: the crc32c of the whole object does not match the "
+			  "store's; dropping its cached blocks",
+			  o->rec.name, o->rec.version);
+		drop_blocks(d, o, 0, o->nblocks);
+	} else {
+		writer_blocks(d, o, b0, n, crcs);
+		if (o->npresent == o->nblocks && (o->rec.flags & META_OBJ_HAS_CRC32C)) {
+			o->rec.flags |= META_OBJ_VERIFIED;
+			writer_put_object(d, &o->rec);
+		}
+	}
+	wake_waiters(d, o);
+	if (added && d->objs->bytes_cached > evict_limit(d))
+		evict_run(d, 0);
+}
+
+/* Called when a GET ended (after its blocks were reported): frees its slot. */
+void objects_fetch_ended(struct daemon *d, struct obj *o)
+{
+	o->fetching--;
+	maybe_idle(d, o);
+	objects_pump(d);
+}
+
+void objects_blocks_failed(struct daemon *d, struct obj *o, uint32_t b0, uint32_t n, int status)
+{
+	for (uint32_t b = b0; b < b0 + n && b < o->nblocks; b++)
+		bit_clear(o->inflight, b);
+	if (status == -ENOSPC && o->enospc_retries++ < 3) {
+		log_warn("cache file system full: evicting and retrying");
+		evict_run(d, (uint64_t)n << PROTO_BLOCK_SHIFT);
+		if (o->waiters)
+			fetch_range(d, o, b0, b0 + n, n, true, 0);
+		return;
+	}
+	if (status == -ESTALE) {
+		log_warn("%s version %s is gone from the store; cached bytes still serve open "
+			 "files, the rest fails with EIO",
+			 o->rec.name, o->rec.version);
+		o->gone = true;
+	}
+	/* Fail every waiter that needs one of these blocks. */
+	for (struct waiter **pp = &o->waiters; *pp;) {
+		struct waiter *w = *pp;
+		bool hit = w->b0 < b0 + n && b0 < w->b1;
+
+		if (!hit) {
+			pp = &w->next;
+			continue;
+		}
+		*pp = w->next;
+		{
+			struct ring_entry e = { .id = w->id,
+						.handle = w->handle,
+						.off = w->off,
+						.len = w->len,
+						.op = RING_ERROR,
+						.status = status };
+
+			w->c->waiting--;
+			if (w->prefetch)
+				w->c->prefetch_bytes -= w->len;
+			conn_complete(d, w->c, &e);
+		}
+		free(w);
+	}
+}
+
+void objects_writeback_failed(struct daemon *d, uint64_t id, uint32_t b, uint32_t n)
+{
+	struct obj *o = objects_find_id(d, id);
+
+	atomic_fetch_add(&d->st.writeback_errors, 1);
+	if (o)
+		drop_blocks(d, o, b, n);
+}
+
+/* ---- for eviction and inspect ---- */
+
+/* Whether object `id` may be removed now: not resident, or resident with no opens, fetches or
+ * waiters (engine). */
+bool objects_evictable(struct daemon *d, uint64_t id)
+{
+	struct obj *o = objects_find_id(d, id);
+
+	return !o || (o->opens == 0 && o->fetching == 0 && !o->waiters);
+}
+
+/* Forgets a resident object that is being evicted, returning the bytes it had (engine). */
+uint64_t objects_forget(struct daemon *d, uint64_t id)
+{
+	struct obj *o = objects_find_id(d, id);
+	uint64_t bytes = 0;
+
+	if (!o)
+		return 0;
+	for (uint32_t b = 0; b < o->nblocks; b++) {
+		if (bit(o->present, b))
+			bytes += block_bytes(o, b);
+	}
+	table_remove(d, o);
+	return bytes;
+}
+
+void objects_account(struct daemon *d, int64_t delta)
+{
+	d->objs->bytes_cached += (uint64_t)delta;
+}
+
+/* Presence of a resident object for inspect: copies up to `max` bits. Returns -ENOENT when the
+ * object is not resident (the caller reads LMDB). */
+int objects_presence(struct daemon *d, uint64_t id, uint8_t *bitmap, uint32_t nblocks,
+		     uint32_t *present, int *opens)
+{
+	struct obj *o = objects_find_id(d, id);
+
+	if (!o)
+		return -ENOENT;
+	memcpy(bitmap, o->present, (size_t)((nblocks < o->nblocks ? nblocks : o->nblocks) + 7) / 8);
+	*present = o->npresent;
+	*opens = o->opens;
+	return 0;
+}
