@@ -1,0 +1,662 @@
+/* objs: open objects and the read path. A read whose blocks are present is answered from the
+ * object's cache file with no daemon round trip; otherwise the missing blocks are asked for on
+ * the ring (once, however many readers wait) and the read is answered from the completion thread
+ * when they are present. Each read is answered exactly once: whoever removes it from the
+ * pending lists under `rlock` (completion, error, timeout) replies. */
+#include "mountd/mount.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define FETCH_TAB	4096
+#define PREFETCH_WINDOW (64u << 20) /* how far ahead of a sequential reader to ask for */
+#define PREFETCH_CHUNK	(16u << 20)
+#define SEQ_TRIGGER	4 /* sequential block reads before the mount asks for read-ahead */
+
+/* One ring entry in flight: blocks [b0, b0+n) of o. */
+struct fetch_ent {
+	struct fetch_ent *next; /* fetch_tab chain */
+	uint64_t id;
+	struct mobj *o;
+	uint32_t b0, n;
+	bool prefetch;
+};
+
+struct pending {
+	struct pending *next;
+	void *req;
+	uint64_t off;
+	size_t len;
+	uint32_t b0, b1;
+	uint64_t deadline;
+};
+
+struct mobj {
+	struct mobj *next, *prev; /* m->objs */
+	int refs;		  /* opens (under rlock) */
+	char *path;
+	char version[PROTO_VERSION_MAX];
+	uint64_t size;
+	uint32_t nblocks;
+	/* the daemon's handle, descriptor and generation: replaced on reconnect (under rlock) */
+	uint32_t handle;
+	uint32_t gen;
+	int fd;
+	int old_fds[8]; /* descriptors replaced by reconnects, closed at release */
+	int nold;
+	bool broken;		  /* could not be reopened after a reconnect: reads fail */
+	_Atomic uint8_t *present; /* bit per block; readers test it without a lock */
+	uint8_t *requested;	  /* a ring entry asks for this block (rlock) */
+	uint8_t *touched;	  /* blocks read at least once (rlock) */
+	uint32_t seq_hits;
+	uint32_t pf_upto; /* blocks below this were already asked for as read-ahead */
+	struct pending *pending;
+};
+
+static bool present(const struct mobj *o, uint32_t b)
+{
+	return atomic_load_explicit(&o->present[b >> 3], memory_order_acquire) & (1u << (b & 7));
+}
+
+static void set_present(struct mobj *o, uint32_t b)
+{
+	atomic_fetch_or_explicit(&o->present[b >> 3], (uint8_t)(1u << (b & 7)),
+				 memory_order_release);
+}
+
+static bool bit(const uint8_t *m, uint32_t b)
+{
+	return m[b >> 3] & (1u << (b & 7));
+}
+
+static void bit_set(uint8_t *m, uint32_t b, bool on)
+{
+	if (on)
+		m[b >> 3] |= (uint8_t)(1u << (b & 7));
+	else
+		m[b >> 3] &= (uint8_t) ~(1u << (b & 7));
+}
+
+uint64_t objs_size(const struct mobj *o)
+{
+	return o->size;
+}
+
+/* ---- fetch table (rlock held) ---- */
+
+static struct fetch_ent *fe_take(struct mnt *m, uint64_t id)
+{
+	for (struct fetch_ent **pp = &m->fetch_tab[id % FETCH_TAB]; *pp; pp = &(*pp)->next) {
+		struct fetch_ent *f = *pp;
+
+		if (f->id == id) {
+			*pp = f->next;
+			m->outstanding--;
+			return f;
+		}
+	}
+	return NULL;
+}
+
+/* Records a ring entry for blocks [b0, b0+n) and marks them requested. */
+static struct fetch_ent *fe_new(struct mnt *m, struct mobj *o, uint32_t b0, uint32_t n,
+				bool prefetch)
+{
+	struct fetch_ent *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return NULL;
+	f->id = ++m->next_id;
+	f->o = o;
+	f->b0 = b0;
+	f->n = n;
+	f->prefetch = prefetch;
+	f->next = m->fetch_tab[f->id % FETCH_TAB];
+	m->fetch_tab[f->id % FETCH_TAB] = f;
+	m->outstanding++;
+	for (uint32_t b = b0; b < b0 + n; b++)
+		bit_set(o->requested, b, true);
+	return f;
+}
+
+static void fe_entry(const struct fetch_ent *f, struct ring_entry *e)
+{
+	uint64_t off = (uint64_t)f->b0 << PROTO_BLOCK_SHIFT;
+	uint64_t end = (uint64_t)(f->b0 + f->n) << PROTO_BLOCK_SHIFT;
+
+	memset(e, 0, sizeof(*e));
+	e->id = f->id;
+	e->off = off;
+	e->len = (end > f->o->size ? f->o->size : end) - off;
+	e->handle = f->o->handle;
+	e->op = f->prefetch ? RING_PREFETCH : RING_FETCH;
+}
+
+/* Submits entries built under rlock (called without it). A full ring is retried briefly; a lost
+ * connection leaves the entries in the table for objs_reconnected() to resubmit. */
+static void submit_all(struct mnt *m, struct ring_entry *es, uint32_t *gens, int n)
+{
+	for (int i = 0; i < n; i++) {
+		int rc, spins = 0;
+
+		while ((rc = conn_submit(m, &es[i], gens[i])) == -EAGAIN && spins++ < 2000)
+			usleep(500);
+		if (rc && rc != -ENOTCONN)
+			log_warn("submitting a read to the daemon failed: %s", strerror(-rc));
+	}
+}
+
+/* ---- open / release ---- */
+
+int objs_init(struct mnt *m)
+{
+	pthread_mutex_init(&m->rlock, NULL);
+	m->fetch_tab = calloc(FETCH_TAB, sizeof(*m->fetch_tab));
+	return m->fetch_tab ? 0 : -ENOMEM;
+}
+
+int objs_open(struct mnt *m, const char *path, const char *version, uint64_t size,
+	      struct mobj **out)
+{
+	struct proto_open_reply rep;
+	struct mobj *o;
+	uint8_t *bitmap = NULL;
+	size_t maplen;
+	uint32_t gen = 0;
+	int fd, rc;
+
+	pthread_mutex_lock(&m->rlock);
+	for (o = m->objs; o; o = o->next) {
+		if (o->size == size && strcmp(o->version, version) == 0 &&
+		    strcmp(o->path, path) == 0) {
+			o->refs++;
+			pthread_mutex_unlock(&m->rlock);
+			*out = o;
+			return 0;
+		}
+	}
+	pthread_mutex_unlock(&m->rlock);
+	rc = conn_call_open(m, path, version, size, &rep, &bitmap, &fd, &gen);
+	if (rc)
+		return rc;
+	o = calloc(1, sizeof(*o));
+	maplen = ((size_t)rep.nblocks + 7) / 8 + 1;
+	if (!o || !(o->path = strdup(path)) || !(o->present = calloc(1, maplen)) ||
+	    !(o->requested = calloc(1, maplen)) || !(o->touched = calloc(1, maplen))) {
+		if (o) {
+			free(o->path);
+			free((void *)o->present);
+			free(o->requested);
+			free(o);
+		}
+		free(bitmap);
+		close(fd);
+		conn_call_close(m, rep.handle, gen);
+		return -ENOMEM;
+	}
+	snprintf(o->version, sizeof(o->version), "%s", version);
+	o->size = size;
+	o->nblocks = rep.nblocks;
+	o->handle = rep.handle;
+	o->gen = gen;
+	o->fd = fd;
+	o->refs = 1;
+	memcpy((void *)o->present, bitmap, maplen - 1);
+	free(bitmap);
+	pthread_mutex_lock(&m->rlock);
+	o->next = m->objs;
+	if (m->objs)
+		m->objs->prev = o;
+	m->objs = o;
+	pthread_mutex_unlock(&m->rlock);
+	*out = o;
+	return 0;
+}
+
+void objs_release(struct mnt *m, struct mobj *o)
+{
+	pthread_mutex_lock(&m->rlock);
+	if (--o->refs > 0) {
+		pthread_mutex_unlock(&m->rlock);
+		return;
+	}
+	if (o->prev)
+		o->prev->next = o->next;
+	else
+		m->objs = o->next;
+	if (o->next)
+		o->next->prev = o->prev;
+	/* Entries still in flight (read-ahead) lose their object: forget them. */
+	for (size_t i = 0; i < FETCH_TAB; i++) {
+		for (struct fetch_ent **pp = &m->fetch_tab[i]; *pp;) {
+			if ((*pp)->o == o) {
+				struct fetch_ent *f = *pp;
+
+				*pp = f->next;
+				m->outstanding--;
+				free(f);
+			} else {
+				pp = &(*pp)->next;
+			}
+		}
+	}
+	pthread_mutex_unlock(&m->rlock);
+	conn_call_close(m, o->handle, o->gen);
+	close(o->fd);
+	for (int i = 0; i < o->nold; i++)
+		close(o->old_fds[i]);
+	free(o->path);
+	free((void *)o->present);
+	free(o->requested);
+	free(o->touched);
+	free(o);
+}
+
+/* ---- reads ---- */
+
+static void reply_one(struct mnt *m, struct mobj *o, void *req, uint64_t off, size_t len, int fd)
+{
+	int rc = m->reply->data(req, fd, off, len);
+
+	if (rc) {
+		atomic_fetch_add(&m->read_errors, 1);
+		log_warn("reading %s at %llu from the cache file failed: %s", o->path,
+			 (unsigned long long)off, strerror(-rc));
+	}
+}
+
+/* Read-ahead for sequential readers (rlock held): ask for the next window of absent blocks.
+ * Covering is tracked per object, whatever handle or thread reads, so loaders that read one
+ * file with many threads or through mmap count as sequential. */
+static int plan_prefetch(struct mnt *m, struct mobj *o, uint32_t b0, uint32_t b1,
+			 struct ring_entry *es, uint32_t *gens, int max)
+{
+	uint32_t win = PREFETCH_WINDOW >> PROTO_BLOCK_SHIFT,
+		 chunk = PREFETCH_CHUNK >> PROTO_BLOCK_SHIFT;
+	uint32_t from, to;
+	int n = 0;
+
+	for (uint32_t b = b0; b < b1; b++) {
+		if (!bit(o->touched, b)) {
+			bit_set(o->touched, b, true);
+			if (b == 0 || bit(o->touched, b - 1))
+				o->seq_hits++;
+		}
+	}
+	if (o->seq_hits < SEQ_TRIGGER || o->broken || m->outstanding > m->reg.max_inflight / 2)
+		return 0;
+	from = b1 > o->pf_upto ? b1 : o->pf_upto;
+	to = b1 + win < o->nblocks ? b1 + win : o->nblocks;
+	while (from < to && n < max) {
+		uint32_t s = from, e;
+
+		while (s < to && (present(o, s) || bit(o->requested, s)))
+			s++;
+		if (s >= to)
+			break;
+		e = s + 1;
+		while (e < to && e - s < chunk && !present(o, e) && !bit(o->requested, e))
+			e++;
+		{
+			struct fetch_ent *f = fe_new(m, o, s, e - s, true);
+
+			if (!f)
+				break;
+			fe_entry(f, &es[n]);
+			gens[n++] = o->gen;
+		}
+		from = e;
+	}
+	if (to > o->pf_upto)
+		o->pf_upto = to;
+	return n;
+}
+
+void objs_read(struct mnt *m, struct mobj *o, void *req, uint64_t off, size_t size)
+{
+	struct ring_entry es[16];
+	uint32_t gens[16], b0, b1, b;
+	struct pending *p;
+	int n = 0;
+	size_t len;
+
+	if (off >= o->size || size == 0) {
+		m->reply->data(req, o->fd, off, 0);
+		return;
+	}
+	len = o->size - off < size ? (size_t)(o->size - off) : size;
+	b0 = (uint32_t)(off >> PROTO_BLOCK_SHIFT);
+	b1 = (uint32_t)((off + len - 1) >> PROTO_BLOCK_SHIFT) + 1;
+	for (b = b0; b < b1 && present(o, b); b++)
+		;
+	if (b == b1) {
+		int fd;
+
+		/* A hit: straight from the cache file, no daemon round trip. */
+		atomic_fetch_add(&m->hits, 1);
+		atomic_fetch_add(&m->hit_bytes, len);
+		pthread_mutex_lock(&m->rlock);
+		fd = o->fd;
+		if (o->seq_hits < SEQ_TRIGGER || b1 + 4 > o->pf_upto)
+			n = plan_prefetch(m, o, b0, b1, es, gens, 16);
+		pthread_mutex_unlock(&m->rlock);
+		reply_one(m, o, req, off, len, fd);
+		submit_all(m, es, gens, n);
+		return;
+	}
+	atomic_fetch_add(&m->misses, 1);
+	atomic_fetch_add(&m->miss_bytes, len);
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		m->reply->error(req, ENOMEM);
+		return;
+	}
+	p->req = req;
+	p->off = off;
+	p->len = len;
+	p->b0 = b0;
+	p->b1 = b1;
+	p->deadline = mono_ms() + (uint64_t)m->o.read_timeout * 1000;
+	pthread_mutex_lock(&m->rlock);
+	if (o->broken) {
+		pthread_mutex_unlock(&m->rlock);
+		free(p);
+		m->reply->error(req, EIO);
+		return;
+	}
+	p->next = o->pending;
+	o->pending = p;
+	/* Ask for the absent blocks nobody has asked for yet, in runs. */
+	for (b = b0; b < b1 && n < 8;) {
+		uint32_t e;
+
+		if (present(o, b) || bit(o->requested, b)) {
+			b++;
+			continue;
+		}
+		e = b + 1;
+		while (e < b1 && !present(o, e) && !bit(o->requested, e))
+			e++;
+		{
+			struct fetch_ent *f = fe_new(m, o, b, e - b, false);
+
+			if (f) {
+				fe_entry(f, &es[n]);
+				gens[n++] = o->gen;
+			}
+		}
+		b = e;
+	}
+	n += plan_prefetch(m, o, b0, b1, es + n, gens + n, 16 - n);
+	pthread_mutex_unlock(&m->rlock);
+	submit_all(m, es, gens, n);
+	/* If the blocks became present between the check and the registration, the completion
+	 * that made them present has already run: answer now. */
+	objs_complete(m, NULL);
+}
+
+/* Removes o's pending reads that are now satisfiable (or, with err, that overlap [b0, b1)),
+ * into *out. rlock held. */
+static void take_ready(struct mobj *o, struct pending **out, uint32_t eb0, uint32_t eb1, bool err)
+{
+	for (struct pending **pp = &o->pending; *pp;) {
+		struct pending *p = *pp;
+		bool ready;
+
+		if (err) {
+			ready = p->b0 < eb1 && eb0 < p->b1;
+		} else {
+			uint32_t b = p->b0;
+
+			while (b < p->b1 && present(o, b))
+				b++;
+			ready = b == p->b1;
+		}
+		if (ready) {
+			*pp = p->next;
+			p->next = *out;
+			*out = p;
+		} else {
+			pp = &p->next;
+		}
+	}
+}
+
+void objs_complete(struct mnt *m, const struct ring_entry *e)
+{
+	struct pending *ready = NULL, *failed = NULL;
+	struct mobj *o = NULL;
+	int fd = -1, err = 0;
+
+	pthread_mutex_lock(&m->rlock);
+	if (e) {
+		struct fetch_ent *f = fe_take(m, e->id);
+
+		if (!f) {
+			pthread_mutex_unlock(&m->rlock);
+			return; /* its object was released, or a stale completion */
+		}
+		o = f->o;
+		for (uint32_t b = f->b0; b < f->b0 + f->n; b++)
+			bit_set(o->requested, b, false);
+		if (e->op == RING_PRESENT) {
+			for (uint32_t b = f->b0; b < f->b0 + f->n; b++)
+				set_present(o, b);
+			take_ready(o, &ready, 0, 0, false);
+		} else {
+			err = e->status;
+			log_warn("daemon could not fetch %s [%llu, +%llu): %s", o->path,
+				 (unsigned long long)e->off, (unsigned long long)e->len,
+				 strerror(err < 0 ? -err : EIO));
+			take_ready(o, &ready, 0, 0, false);
+			take_ready(o, &failed, f->b0, f->b0 + f->n, true);
+		}
+		fd = o->fd;
+		free(f);
+	} else {
+		/* Sweep every object (after a registration race in objs_read). */
+		for (struct mobj *x = m->objs; x; x = x->next) {
+			struct pending *r = NULL;
+
+			take_ready(x, &r, 0, 0, false);
+			while (r) {
+				struct pending *p = r;
+
+				r = r->next;
+				pthread_mutex_unlock(&m->rlock);
+				reply_one(m, x, p->req, p->off, p->len, x->fd);
+				free(p);
+				pthread_mutex_lock(&m->rlock);
+			}
+		}
+	}
+	pthread_mutex_unlock(&m->rlock);
+	while (ready) {
+		struct pending *p = ready;
+
+		ready = p->next;
+		reply_one(m, o, p->req, p->off, p->len, fd);
+		free(p);
+	}
+	while (failed) {
+		struct pending *p = failed;
+
+		failed = p->next;
+		atomic_fetch_add(&m->read_errors, 1);
+		m->reply->error(p->req, EIO);
+		free(p);
+	}
+}
+
+/* ---- timeouts and reconnects ---- */
+
+static void fail_expired(struct mnt *m)
+{
+	struct pending *expired = NULL;
+	uint64_t now = mono_ms();
+
+	pthread_mutex_lock(&m->rlock);
+	for (struct mobj *o = m->objs; o; o = o->next) {
+		for (struct pending **pp = &o->pending; *pp;) {
+			struct pending *p = *pp;
+
+			if (p->deadline <= now) {
+				*pp = p->next;
+				p->next = expired;
+				expired = p;
+				log_error("read of %s at %llu (+%zu) got no data within %d s: EIO",
+					  o->path, (unsigned long long)p->off, p->len,
+					  m->o.read_timeout);
+			} else {
+				pp = &p->next;
+			}
+		}
+	}
+	pthread_mutex_unlock(&m->rlock);
+	while (expired) {
+		struct pending *p = expired;
+
+		expired = p->next;
+		atomic_fetch_add(&m->timeouts, 1);
+		m->reply->error(p->req, EIO);
+		free(p);
+	}
+}
+
+static void *timer_main(void *arg)
+{
+	struct mnt *m = arg;
+
+	while (!atomic_load(&m->stopping)) {
+		usleep(250000);
+		fail_expired(m);
+	}
+	return NULL;
+}
+
+int objs_start_timer(struct mnt *m)
+{
+	int rc = -pthread_create(&m->timer_thr, NULL, timer_main, m);
+
+	m->timer_started = rc == 0;
+	return rc;
+}
+
+void objs_reconnected(struct mnt *m)
+{
+	struct mobj **list = NULL;
+	size_t n = 0, cap = 0;
+
+	/* 1. reopen every object on the new connection (outside the lock: calls block) */
+	pthread_mutex_lock(&m->rlock);
+	for (struct mobj *o = m->objs; o; o = o->next) {
+		if (n == cap) {
+			size_t nc = cap ? cap * 2 : 16;
+			struct mobj **nl = realloc(list, nc * sizeof(*nl));
+
+			if (!nl)
+				break;
+			list = nl;
+			cap = nc;
+		}
+		o->refs++; /* keep it alive while we work */
+		list[n++] = o;
+	}
+	pthread_mutex_unlock(&m->rlock);
+	for (size_t i = 0; i < n; i++) {
+		struct mobj *o = list[i];
+		struct proto_open_reply rep;
+		uint8_t *bitmap = NULL;
+		uint32_t gen = 0;
+		int fd = -1,
+		    rc = conn_call_open(m, o->path, o->version, o->size, &rep, &bitmap, &fd, &gen);
+
+		pthread_mutex_lock(&m->rlock);
+		if (rc) {
+			log_error("cannot reopen %s after reconnecting: %s; its reads fail",
+				  o->path, strerror(-rc));
+			o->broken = true;
+		} else {
+			if (o->nold < 8)
+				o->old_fds[o->nold++] = o->fd;
+			else
+				close(o->fd);
+			o->fd = fd;
+			o->handle = rep.handle;
+			o->gen = gen;
+			/* A new daemon knows only what it committed: take its map, keep ours. */
+			for (uint32_t b = 0; b < o->nblocks; b++) {
+				if (bitmap[b >> 3] & (1u << (b & 7)))
+					set_present(o, b);
+			}
+			free(bitmap);
+		}
+		pthread_mutex_unlock(&m->rlock);
+	}
+	/* 2. resubmit everything still outstanding on the new connection */
+	{
+		struct ring_entry *es = NULL;
+		uint32_t *gens = NULL;
+		int k = 0;
+
+		pthread_mutex_lock(&m->rlock);
+		es = calloc(m->outstanding + 1, sizeof(*es));
+		gens = calloc(m->outstanding + 1, sizeof(*gens));
+		for (size_t i = 0; es && gens && i < FETCH_TAB; i++) {
+			for (struct fetch_ent *f = m->fetch_tab[i]; f; f = f->next) {
+				if (f->o->broken || k >= (int)m->outstanding)
+					continue;
+				fe_entry(f, &es[k]);
+				gens[k++] = f->o->gen;
+			}
+		}
+		pthread_mutex_unlock(&m->rlock);
+		if (es && gens)
+			submit_all(m, es, gens, k);
+		else
+			log_error("out of memory resubmitting reads after a reconnect");
+		free(es);
+		free(gens);
+	}
+	/* 3. reads of objects that could not be reopened fail now */
+	for (size_t i = 0; i < n; i++) {
+		struct mobj *o = list[i];
+		struct pending *failed = NULL;
+
+		pthread_mutex_lock(&m->rlock);
+		if (o->broken)
+			take_ready(o, &failed, 0, o->nblocks, true);
+		pthread_mutex_unlock(&m->rlock);
+		while (failed) {
+			struct pending *p = failed;
+
+			failed = p->next;
+			m->reply->error(p->req, EIO);
+			free(p);
+		}
+		objs_release(m, o);
+	}
+	free(list);
+	objs_complete(m, NULL);
+}
+
+void objs_fini(struct mnt *m)
+{
+	if (m->timer_started)
+		pthread_join(m->timer_thr, NULL);
+	if (m->fetch_tab) {
+		for (size_t i = 0; i < FETCH_TAB; i++) {
+			while (m->fetch_tab[i]) {
+				struct fetch_ent *f = m->fetch_tab[i];
+
+				m->fetch_tab[i] = f->next;
+				free(f);
+			}
+		}
+		free(m->fetch_tab);
+	}
+}
