@@ -746,31 +746,41 @@ void objects_submit(struct daemon *d, struct conn *c, const struct ring_entry *e
 
 /* ---- completions from fetches ---- */
 
-static void wake_waiters(struct daemon *d, struct obj *o)
+/* Answers waiters whose blocks are all present now; waiters that still miss blocks hear about
+ * the newly present part of their range [nb0, nb0+nn) at once (RING_F_PARTIAL), so a reader
+ * waiting on one block of a large prefetch need not wait for all of it. */
+static void wake_waiters(struct daemon *d, struct obj *o, uint32_t nb0, uint32_t nn)
 {
 	for (struct waiter **pp = &o->waiters; *pp;) {
 		struct waiter *w = *pp;
+		struct ring_entry e = { .id = w->id, .handle = w->handle, .op = RING_PRESENT };
 		uint32_t b = w->b0;
 
 		while (b < w->b1 && bit(o->present, b))
 			b++;
 		if (b < w->b1) {
+			uint32_t lo = nb0 > w->b0 ? nb0 : w->b0;
+			uint32_t hi = nb0 + nn < w->b1 ? nb0 + nn : w->b1;
+
+			if (lo < hi) {
+				uint64_t s = (uint64_t)lo << PROTO_BLOCK_SHIFT;
+				uint64_t t = (uint64_t)hi << PROTO_BLOCK_SHIFT;
+
+				e.off = s > w->off ? s : w->off;
+				e.len = (t < w->off + w->len ? t : w->off + w->len) - e.off;
+				e.flags = RING_F_PARTIAL;
+				conn_complete(d, w->c, &e);
+			}
 			pp = &w->next;
 			continue;
 		}
 		*pp = w->next;
-		{
-			struct ring_entry e = { .id = w->id,
-						.handle = w->handle,
-						.off = w->off,
-						.len = w->len,
-						.op = RING_PRESENT };
-
-			w->c->waiting--;
-			if (w->prefetch)
-				w->c->prefetch_bytes -= w->len;
-			conn_complete(d, w->c, &e);
-		}
+		e.off = w->off;
+		e.len = w->len;
+		w->c->waiting--;
+		if (w->prefetch)
+			w->c->prefetch_bytes -= w->len;
+		conn_complete(d, w->c, &e);
 		free(w);
 	}
 }
@@ -834,7 +844,7 @@ void objects_blocks_done(struct daemon *d, struct obj *o, uint32_t b0, uint32_t 
 			writer_put_object(d, &o->rec);
 		}
 	}
-	wake_waiters(d, o);
+	wake_waiters(d, o, b0, n);
 	if (added && d->objs->bytes_cached > evict_limit(d))
 		evict_run(d, 0);
 }

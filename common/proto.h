@@ -183,13 +183,16 @@ enum ring_op {
 	RING_REVOKE = 18,  /* drop [off, off+len) of `handle` from the presence map, then ACK */
 };
 
+/* Completion flags. */
+#define RING_F_PARTIAL 0x1u /* PRESENT for part of request `id`; more completions for it follow */
+
 struct ring_entry {
 	uint64_t id;	 /* submissions: the mount's request id; completions: the same id */
 	uint64_t off;	 /* byte offset in the object */
 	uint64_t len;	 /* bytes */
 	uint32_t handle; /* from proto_open_reply */
 	uint16_t op;	 /* enum ring_op */
-	uint16_t flags;	 /* 0 */
+	uint16_t flags;	 /* RING_F_*; 0 in submissions */
 	int32_t status;	 /* completions: 0 or a negative errno */
 	uint32_t reserved[7];
 };

@@ -54,11 +54,12 @@ static int find_daemon(char *out, size_t outsz)
 		slash = strrchr(self, '/');
 		if (slash) {
 			*slash = '\0';
-			snprintf(out, outsz, "%s/hoardfs-cached", self);
-			if (access(out, X_OK) == 0)
+			n = snprintf(out, outsz, "%s/hoardfs-cached", self);
+			if (n > 0 && (size_t)n < outsz && access(out, X_OK) == 0)
 				return 0;
-			snprintf(out, outsz, "%s/../cached/hoardfs-cached", self); /* build tree */
-			if (access(out, X_OK) == 0)
+			n = snprintf(out, outsz, "%s/../cached/hoardfs-cached",
+				     self); /* build tree */
+			if (n > 0 && (size_t)n < outsz && access(out, X_OK) == 0)
 				return 0;
 		}
 	}

@@ -200,9 +200,22 @@ static void inode_stat(struct fs *fs, const struct inode *i, struct stat *st)
 	fill_stat(fs, i->ino, i->type, i->size, i->mtime_sec, i->mtime_nsec, st);
 }
 
+/* Runs once, at the first request after INIT: the kernel has applied its read-ahead by then,
+ * so a larger value written now sticks. */
+static void after_init(struct fs *fs)
+{
+	struct mnt *m = fs->m;
+
+	if (atomic_load(&m->bdi_pending) && atomic_exchange(&m->bdi_pending, false))
+		conn_request_bdi(m, m->bdi_major, m->bdi_minor, m->o.read_ahead_kb);
+}
+
 static struct fs *fs_of(fuse_req_t req)
 {
-	return fuse_req_userdata(req);
+	struct fs *fs = fuse_req_userdata(req);
+
+	after_init(fs);
+	return fs;
 }
 
 /* "parent/name", or "name" under the root. */

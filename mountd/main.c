@@ -525,7 +525,7 @@ int main(int argc, char **argv)
 	struct fs *fs = NULL;
 	char opts[8192], fsname[PROTO_URL_MAX + 16];
 	int notify = -1, rc, status = 1;
-	unsigned major, minor;
+	unsigned major = 0, minor = 0;
 
 	if (!m)
 		return 1;
@@ -579,8 +579,13 @@ int main(int argc, char **argv)
 		fprintf(stderr, "hoardfs: cannot mount %s at %s\n", m->o.url, m->o.mountpoint);
 		goto out_signals;
 	}
-	if (m->o.read_ahead_kb && mount_dev(m->o.mountpoint, &major, &minor) == 0)
-		conn_request_bdi(m, major, minor, m->o.read_ahead_kb);
+	/* The kernel sets the read-ahead when it processes INIT, after this: fs.c raises it at
+	 * the first request that follows INIT. */
+	if (m->o.read_ahead_kb && mount_dev(m->o.mountpoint, &major, &minor) == 0) {
+		m->bdi_major = major;
+		m->bdi_minor = minor;
+		atomic_store(&m->bdi_pending, true);
+	}
 	if (conn_start_reconnector(m) || objs_start_timer(m)) {
 		fprintf(stderr, "hoardfs: cannot start threads\n");
 		goto out_unmount;

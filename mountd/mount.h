@@ -83,6 +83,10 @@ struct mnt {
 	pthread_t timer_thr;
 	bool timer_started;
 
+	/* the mount's BDI, whose read-ahead is raised once INIT was processed */
+	unsigned bdi_major, bdi_minor;
+	_Atomic bool bdi_pending;
+
 	/* counters */
 	_Atomic uint64_t hits, hit_bytes, misses, miss_bytes, read_errors, timeouts;
 };

@@ -102,6 +102,15 @@ static struct fetch_ent *fe_take(struct mnt *m, uint64_t id)
 	return NULL;
 }
 
+static struct fetch_ent *fe_find(struct mnt *m, uint64_t id)
+{
+	for (struct fetch_ent *f = m->fetch_tab[id % FETCH_TAB]; f; f = f->next) {
+		if (f->id == id)
+			return f;
+	}
+	return NULL;
+}
+
 /* Records a ring entry for blocks [b0, b0+n) and marks them requested. */
 static struct fetch_ent *fe_new(struct mnt *m, struct mobj *o, uint32_t b0, uint32_t n,
 				bool prefetch)
@@ -433,7 +442,25 @@ void objs_complete(struct mnt *m, const struct ring_entry *e)
 	int fd = -1, err = 0;
 
 	pthread_mutex_lock(&m->rlock);
-	if (e) {
+	if (e && e->op == RING_PRESENT && (e->flags & RING_F_PARTIAL)) {
+		/* Part of a larger request landed: mark it, answer who can be answered. */
+		struct fetch_ent *f = fe_find(m, e->id);
+
+		if (!f || e->off >= f->o->size || e->len > f->o->size - e->off || e->len == 0) {
+			pthread_mutex_unlock(&m->rlock);
+			return;
+		}
+		o = f->o;
+		for (uint64_t b = e->off >> PROTO_BLOCK_SHIFT;
+		     b <= (e->off + e->len - 1) >> PROTO_BLOCK_SHIFT; b++) {
+			if (b >= f->b0 && b < (uint64_t)f->b0 + f->n) {
+				set_present(o, (uint32_t)b);
+				bit_set(o->requested, (uint32_t)b, false);
+			}
+		}
+		take_ready(o, &ready, 0, 0, false);
+		fd = o->fd;
+	} else if (e) {
 		struct fetch_ent *f = fe_take(m, e->id);
 
 		if (!f) {
