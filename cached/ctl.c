@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cached/jobs.h"
 #include "common/log.h"
 
 int ctl_init(struct daemon *d)
@@ -21,7 +22,7 @@ void ctl_fini(struct daemon *d)
 }
 
 /* Sends a JSON reply, split into PROTO_F_MORE parts when it is larger than one message. */
-static void reply_json(struct conn *c, uint32_t seq, int status, json_object *j)
+void ctl_reply_json(struct conn *c, uint32_t seq, int status, json_object *j)
 {
 	const char *s = json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN);
 	size_t len = strlen(s), max = PROTO_MSG_MAX - sizeof(struct proto_hdr);
@@ -37,12 +38,12 @@ static void reply_json(struct conn *c, uint32_t seq, int status, json_object *j)
 	} while (len);
 }
 
-static void reply_error(struct conn *c, uint32_t seq, int err, const char *msg)
+void ctl_reply_error(struct conn *c, uint32_t seq, int err, const char *msg)
 {
 	json_object *j = json_object_new_object();
 
 	json_object_object_add(j, "error", json_object_new_string(msg));
-	reply_json(c, seq, err, j);
+	ctl_reply_json(c, seq, err, j);
 	json_object_put(j);
 }
 
@@ -118,6 +119,7 @@ json_object *ctl_stats_json(struct daemon *d)
 	add_u64(j, "bytes_fetched", atomic_load(&s->bytes_fetched));
 	add_u64(j, "evicted_objects", atomic_load(&s->evicted_objects));
 	add_u64(j, "evicted_bytes", atomic_load(&s->evicted_bytes));
+	add_u64(j, "revoked_blocks", atomic_load(&s->revoked_blocks));
 	add_u64(j, "errors", atomic_load(&s->errors));
 	add_u64(j, "lookups", atomic_load(&s->lookups));
 	add_u64(j, "listings", atomic_load(&s->lists));
@@ -133,50 +135,593 @@ json_object *ctl_stats_json(struct daemon *d)
 	return j;
 }
 
+/* ---- Prometheus text ---- */
+
+static const struct {
+	const char *name;
+	bool gauge;
+	const char *help;
+} metric_info[] = {
+	{ "hits", false, "Reads answered from the cache" },
+	{ "misses", false, "Reads that needed bytes not yet cached" },
+	{ "hit_ratio", true, "hits / (hits + misses)" },
+	{ "mount_hit_bytes", false,
+	  "Bytes mounts served from the cache without asking the daemon" },
+	{ "fetch_requests", false, "FETCH ring entries received" },
+	{ "prefetch_requests", false, "PREFETCH ring entries received" },
+	{ "dedup_waits", false, "Requests that joined a GET already in flight" },
+	{ "bytes_from_store", false, "Response body bytes received from object stores" },
+	{ "store_requests", false, "HTTP attempts sent to object stores" },
+	{ "store_retries", false, "HTTP attempts that retried an earlier one" },
+	{ "store_failures", false, "HTTP requests that failed for good" },
+	{ "gets_started", false, "Ranged GETs started" },
+	{ "gets_failed", false, "Ranged GETs that failed" },
+	{ "blocks_fetched", false, "1 MiB blocks written and verified" },
+	{ "bytes_fetched", false, "Bytes written to the cache and verified" },
+	{ "evicted_objects", false, "Objects evicted" },
+	{ "evicted_bytes", false, "Bytes evicted" },
+	{ "revoked_blocks", false, "Blocks taken back from mounts and punched" },
+	{ "errors", false, "ERROR completions sent to mounts" },
+	{ "lookups", false, "LOOKUP requests" },
+	{ "listings", false, "Directory listings fetched from stores" },
+	{ "opens", false, "OPEN requests answered" },
+	{ "commits", false, "Group commits" },
+	{ "commit_ns", false, "Nanoseconds spent in group commits" },
+	{ "commit_blocks", false, "Blocks made durable by group commits" },
+	{ "writeback_errors", false, "Blocks dropped because fdatasync failed" },
+	{ "mounts_total", false, "Mount registrations" },
+	{ "mounts", true, "Mounts connected" },
+	{ "fetches_inflight", true, "GETs in flight" },
+	{ "bytes_cached", true, "Bytes of verified blocks in the cache" },
+};
+
+/* The Prometheus text exposition of the counters (malloc'ed). Any thread. */
+char *ctl_prometheus(struct daemon *d)
+{
+	json_object *j = ctl_stats_json(d);
+	struct buf b;
+
+	buf_init(&b, 1 << 20);
+	for (size_t i = 0; i < sizeof(metric_info) / sizeof(metric_info[0]); i++) {
+		json_object *v;
+		const char *suffix = metric_info[i].gauge ? "" : "_total";
+
+		if (!json_object_object_get_ex(j, metric_info[i].name, &v))
+			continue;
+		buf_printf(&b, "# HELP hoardfs_%s%s %s\n# TYPE hoardfs_%s%s %s\n",
+			   metric_info[i].name, suffix, metric_info[i].help, metric_info[i].name,
+			   suffix, metric_info[i].gauge ? "gauge" : "counter");
+		if (json_object_is_type(v, json_type_double))
+			buf_printf(&b, "hoardfs_%s%s %.6f\n", metric_info[i].name, suffix,
+				   json_object_get_double(v));
+		else
+			buf_printf(&b, "hoardfs_%s%s %" PRIu64 "\n", metric_info[i].name, suffix,
+				   json_object_get_uint64(v));
+	}
+	buf_printf(&b,
+		   "# HELP hoardfs_up The daemon answers\n# TYPE hoardfs_up gauge\nhoardfs_up 1\n");
+	json_object_put(j);
+	return buf_steal(&b);
+}
+
+/* ---- request helpers ---- */
+
+static const char *get_str(json_object *req, const char *key)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(req, key, &v) || !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+static bool get_bool(json_object *req, const char *key)
+{
+	json_object *v;
+
+	return json_object_object_get_ex(req, key, &v) &&
+	       json_object_is_type(v, json_type_boolean) && json_object_get_boolean(v);
+}
+
+static int64_t get_int(json_object *req, const char *key, int64_t dflt)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(req, key, &v) || !json_object_is_type(v, json_type_int))
+		return dflt;
+	return json_object_get_int64(v);
+}
+
+/* "gs://bucket (name)" from an object's bucket key and name. */
+static void object_url(const char *bucket_key, const char *name, char *out, size_t outsz,
+		       char *endpoint, size_t epsz)
+{
+	const char *p = strchr(bucket_key, '|'), *q = p ? strchr(p + 1, '|') : NULL;
+	const char *e = q ? strchr(q + 1, '|') : NULL;
+
+	snprintf(out, outsz, "%.2s://%.*s/%s", bucket_key, e && q ? (int)(e - q - 1) : 0,
+		 q ? q + 1 : "", name);
+	if (endpoint)
+		snprintf(endpoint, epsz, "%.*s", p && q ? (int)(q - p - 1) : 0, p ? p + 1 : "");
+}
+
+/* ---- ls / stat (a worker reads LMDB; the engine adds what only it knows) ---- */
+
+struct ls_obj {
+	struct meta_object rec;
+	char key[META_BUCKET_KEY_MAX + 1];
+	int opens; /* from the engine; -1 = not resident */
+	uint32_t npresent;
+	uint8_t *map; /* stat only */
+};
+
+struct ls_req {
+	struct conn *c;
+	uint32_t seq;
+	bool stat;
+	bool any;
+	struct bucket_url bu;
+	char name[URL_KEY_MAX + 1];
+	struct ls_obj *objs;
+	size_t n, cap;
+	struct daemon *d;
+	int rc;
+};
+
+static int ls_collect(void *ctx, const struct meta_object *o)
+{
+	struct ls_req *q = ctx;
+	char key[META_BUCKET_KEY_MAX + 1];
+
+	if (meta_bucket_key(q->d->meta, o->bucket_id, key, sizeof(key)))
+		return 0;
+	if (!q->any && !jobs_key_matches(key, q->bu.scheme, q->bu.bucket))
+		return 0;
+	if (q->stat ? strcmp(o->name, q->name) != 0
+		    : strncmp(o->name, q->name, strlen(q->name)) != 0)
+		return 0;
+	if (q->n == q->cap) {
+		size_t cap = q->cap ? q->cap * 2 : 32;
+		struct ls_obj *no = realloc(q->objs, cap * sizeof(*no));
+
+		if (!no)
+			return -ENOMEM;
+		q->objs = no;
+		q->cap = cap;
+	}
+	memset(&q->objs[q->n], 0, sizeof(q->objs[0]));
+	q->objs[q->n].rec = *o;
+	memcpy(q->objs[q->n].key, key, sizeof(key));
+	q->n++;
+	return 0;
+}
+
+/* Engine: resident state of the listed objects. */
+static void ls_engine(struct daemon *d, void *arg)
+{
+	struct ls_req *q = arg;
+
+	for (size_t i = 0; i < q->n; i++) {
+		struct ls_obj *lo = &q->objs[i];
+		uint32_t nb =
+			(uint32_t)((lo->rec.size + PROTO_BLOCK_SIZE - 1) >> PROTO_BLOCK_SHIFT);
+
+		lo->opens = -1;
+		if (objects_presence(d, lo->rec.id, lo->map, lo->map ? nb : 0, &lo->npresent,
+				     &lo->opens))
+			lo->opens = -1;
+	}
+}
+
+static uint64_t present_bytes(const struct meta_object *r, const uint8_t *map, uint32_t nb,
+			      uint32_t npresent)
+{
+	uint64_t bytes = (uint64_t)npresent << PROTO_BLOCK_SHIFT;
+
+	/* The last block may be short. */
+	if (nb && map && (map[(nb - 1) >> 3] & (1u << ((nb - 1) & 7))))
+		bytes -= ((uint64_t)nb << PROTO_BLOCK_SHIFT) - r->size;
+	else if (!map && bytes > r->size)
+		bytes = r->size;
+	return bytes;
+}
+
+/* Renders a bitmap as ranges "0-511,600,700-701" (at most `max` bytes of text). */
+static void map_ranges(const uint8_t *map, uint32_t nb, struct buf *out)
+{
+	uint32_t b = 0;
+
+	while (b < nb) {
+		uint32_t e;
+
+		if (!(map[b >> 3] & (1u << (b & 7)))) {
+			b++;
+			continue;
+		}
+		e = b;
+		while (e + 1 < nb && (map[(e + 1) >> 3] & (1u << ((e + 1) & 7))))
+			e++;
+		if (out->len)
+			buf_puts(out, ",");
+		if (e == b)
+			buf_printf(out, "%u", b);
+		else
+			buf_printf(out, "%u-%u", b, e);
+		b = e + 1;
+	}
+}
+
+static void ls_worker(struct daemon *d, struct http_client *hc, struct md_job *mj)
+{
+	struct ls_req *q = mdsvc_job_arg(mj);
+	json_object *out = json_object_new_object(), *arr = json_object_new_array();
+	int rc;
+
+	q->d = d;
+	rc = meta_object_scan(d->meta, ls_collect, q);
+	if (rc) {
+		ctl_reply_error(q->c, q->seq, rc, "reading the metadata failed");
+		goto out;
+	}
+	for (size_t i = 0; q->stat && i < q->n; i++) {
+		uint32_t nb = (uint32_t)((q->objs[i].rec.size + PROTO_BLOCK_SIZE - 1) >>
+					 PROTO_BLOCK_SHIFT);
+
+		q->objs[i].map = calloc(1, nb / 8 + 1);
+	}
+	engine_call(d, ls_engine, q);
+	for (size_t i = 0; i < q->n; i++) {
+		struct ls_obj *lo = &q->objs[i];
+		const struct meta_object *r = &lo->rec;
+		uint32_t nb = (uint32_t)((r->size + PROTO_BLOCK_SIZE - 1) >> PROTO_BLOCK_SHIFT);
+		uint8_t *tmp = NULL;
+		const uint8_t *map = lo->map;
+		json_object *o = json_object_new_object();
+		char url[PROTO_URL_MAX + URL_KEY_MAX], ep[PROTO_ENDPOINT_MAX];
+		uint64_t bytes;
+
+		if (lo->opens < 0) {
+			/* Not resident: what LMDB records. */
+			tmp = calloc(1, nb / 8 + 1);
+			lo->npresent = 0;
+			if (tmp)
+				meta_blocks_load(d->meta, r->id, nb, tmp, NULL, &lo->npresent);
+			map = tmp;
+			if (lo->map && tmp)
+				memcpy(lo->map, tmp, nb / 8 + 1);
+		}
+		bytes = present_bytes(r, map, nb, lo->npresent);
+		object_url(lo->key, r->name, url, sizeof(url), ep, sizeof(ep));
+		json_object_object_add(o, "url", json_object_new_string(url));
+		json_object_object_add(o, "endpoint", json_object_new_string(ep));
+		add_u64(o, "id", r->id);
+		add_u64(o, "size", r->size);
+		json_object_object_add(o, "version", json_object_new_string(r->version));
+		add_u64(o, "present_bytes", bytes);
+		json_object_object_add(
+			o, "percent",
+			json_object_new_double(r->size ? 100.0 * (double)bytes / (double)r->size
+						       : 100.0));
+		json_object_object_add(o, "last_access", json_object_new_int64(r->last_access));
+		json_object_object_add(o, "open", json_object_new_boolean(lo->opens > 0));
+		json_object_object_add(o, "verified",
+				       json_object_new_boolean(r->flags & META_OBJ_VERIFIED));
+		if (q->stat) {
+			struct buf ranges;
+			char hex[40];
+
+			buf_init(&ranges, 1 << 20);
+			if (lo->map)
+				map_ranges(lo->map, nb, &ranges);
+			add_u64(o, "blocks", nb);
+			add_u64(o, "present_blocks", lo->npresent);
+			json_object_object_add(o, "map", json_object_new_string(buf_cstr(&ranges)));
+			buf_free(&ranges);
+			if (r->flags & META_OBJ_HAS_CRC32C) {
+				snprintf(hex, sizeof(hex), "%08x", r->crc32c);
+				json_object_object_add(o, "crc32c", json_object_new_string(hex));
+			}
+			if (r->flags & META_OBJ_HAS_MD5) {
+				for (int k = 0; k < 16; k++)
+					snprintf(hex + 2 * k, 3, "%02x", r->md5[k]);
+				json_object_object_add(o, "md5", json_object_new_string(hex));
+			}
+			json_object_object_add(
+				o, "checksum_state",
+				json_object_new_string(r->flags & META_OBJ_VERIFIED ? "verified"
+						       : lo->npresent == nb	    ? "complete"
+						       : lo->npresent		    ? "partial"
+										    : "empty"));
+		}
+		free(tmp);
+		json_object_array_add(arr, o);
+	}
+	json_object_object_add(out, "objects", arr);
+	arr = NULL;
+	if (q->stat && q->n == 0)
+		ctl_reply_error(q->c, q->seq, -ENOENT, "no such object in the cache");
+	else
+		ctl_reply_json(q->c, q->seq, 0, out);
+out:
+	json_object_put(arr);
+	json_object_put(out);
+	for (size_t i = 0; i < q->n; i++)
+		free(q->objs[i].map);
+	free(q->objs);
+	conn_put(q->c);
+	free(q);
+}
+
+static void start_ls(struct daemon *d, struct conn *c, uint32_t seq, json_object *req, bool stat)
+{
+	struct ls_req *q = calloc(1, sizeof(*q));
+	const char *url = get_str(req, "url");
+
+	if (!q) {
+		ctl_reply_error(c, seq, -ENOMEM, "out of memory");
+		return;
+	}
+	q->stat = stat;
+	q->seq = seq;
+	q->any = !url || !*url;
+	if ((stat && q->any) ||
+	    (!q->any && jobs_parse_object_url(url, &q->bu, q->name, sizeof(q->name)))) {
+		free(q);
+		ctl_reply_error(c, seq, -EINVAL,
+				"expected a URL like gs://bucket/name or s3://bucket/name");
+		return;
+	}
+	q->c = conn_get(c);
+	mdsvc_run(d, NULL, ls_worker, q);
+}
+
+/* ---- evict (engine) ---- */
+
+struct evict_req {
+	struct daemon *d;
+	bool any, dry_run, force;
+	struct bucket_url bu;
+	char name[URL_KEY_MAX + 1];
+	json_object *evicted, *deferred;
+	uint64_t bytes;
+};
+
+static int evict_fn(void *ctx, const struct meta_object *o)
+{
+	struct evict_req *er = ctx;
+	struct daemon *d = er->d;
+	char key[META_BUCKET_KEY_MAX + 1], url[PROTO_URL_MAX + URL_KEY_MAX];
+	struct obj *ob;
+	json_object *e;
+
+	if (meta_bucket_key(d->meta, o->bucket_id, key, sizeof(key)))
+		return 0;
+	if (!er->any && (!jobs_key_matches(key, er->bu.scheme, er->bu.bucket) ||
+			 strncmp(o->name, er->name, strlen(er->name)) != 0))
+		return 0;
+	object_url(key, o->name, url, sizeof(url), NULL, 0);
+	e = json_object_new_object();
+	json_object_object_add(e, "url", json_object_new_string(url));
+	add_u64(e, "size", o->size);
+	json_object_object_add(e, "version", json_object_new_string(o->version));
+	if (objects_evictable(d, o->id)) {
+		uint64_t bytes = er->dry_run ? 0 : evict_now(d, o->id);
+
+		add_u64(e, "bytes", bytes);
+		er->bytes += bytes;
+		json_object_array_add(er->evicted, e);
+		return 0;
+	}
+	ob = objects_find_id(d, o->id);
+	if (!er->dry_run && ob) {
+		objects_doom(d, ob);
+		if (er->force)
+			objects_revoke(d, ob, 0, objects_nblocks(ob), NULL, NULL);
+	}
+	json_object_object_add(
+		e, "reason",
+		json_object_new_string(er->force
+					       ? "open: revoking from mounts, removed at last close"
+					       : "open: removed at last close"));
+	json_object_array_add(er->deferred, e);
+	return 0;
+}
+
+static json_object *do_evict(struct daemon *d, json_object *req, int *err)
+{
+	struct evict_req er = { .d = d };
+	const char *url = get_str(req, "url");
+	json_object *out;
+
+	er.any = get_bool(req, "all");
+	er.dry_run = get_bool(req, "dry_run");
+	er.force = get_bool(req, "force");
+	if (!er.any && (!url || jobs_parse_object_url(url, &er.bu, er.name, sizeof(er.name)))) {
+		*err = -EINVAL;
+		return NULL;
+	}
+	er.evicted = json_object_new_array();
+	er.deferred = json_object_new_array();
+	*err = meta_evict_scan(d->meta, evict_fn, &er);
+	if (!er.dry_run && json_object_array_length(er.evicted)) {
+		/* Make the removals durable before answering, so a following ls agrees. */
+		struct meta_batch *b;
+
+		if (meta_batch_new(&b) == 0)
+			writer_commit_sync(d, b);
+	}
+	out = json_object_new_object();
+	json_object_object_add(out, "evicted", er.evicted);
+	json_object_object_add(out, "deferred", er.deferred);
+	add_u64(out, "bytes", er.bytes);
+	json_object_object_add(out, "dry_run", json_object_new_boolean(er.dry_run));
+	return out;
+}
+
+/* ---- jobs ---- */
+
+static json_object *job_json(struct job *j)
+{
+	static const char *const states[] = { "running", "done", "failed", "cancelled" };
+	json_object *o = json_object_new_object(), *errs = json_object_new_array();
+
+	add_u64(o, "job", j->id);
+	json_object_object_add(o, "kind",
+			       json_object_new_string(j->kind == JOB_WARM ? "warm" : "verify"));
+	json_object_object_add(o, "url", json_object_new_string(j->url));
+	json_object_object_add(o, "state", json_object_new_string(states[atomic_load(&j->state)]));
+	add_u64(o, "objects", j->kind == JOB_WARM ? j->nitems : atomic_load(&j->objects_total));
+	add_u64(o, "objects_done", atomic_load(&j->objects_done));
+	add_u64(o, "objects_failed", atomic_load(&j->objects_failed));
+	add_u64(o, "bytes", atomic_load(&j->bytes_total));
+	add_u64(o, "bytes_done", atomic_load(&j->bytes_done));
+	json_object_object_add(o, "started", json_object_new_int64(j->started));
+	json_object_object_add(o, "finished", json_object_new_int64(j->finished));
+	pthread_mutex_lock(&j->lock);
+	for (size_t i = 0; i < j->nerrors; i++)
+		json_object_array_add(errs,
+				      json_object_new_string(j->errors[i] ? j->errors[i] : ""));
+	if (j->kind == JOB_VERIFY) {
+		json_object *cor = json_object_new_array();
+
+		add_u64(o, "blocks_checked", atomic_load(&j->blocks_checked));
+		add_u64(o, "corrupt_blocks", atomic_load(&j->corrupt_blocks));
+		for (size_t i = 0; i < j->ncorrupt; i++) {
+			json_object *c = json_object_new_object();
+
+			json_object_object_add(
+				c, "url",
+				json_object_new_string(j->corrupt[i].url ? j->corrupt[i].url : ""));
+			add_u64(c, "block", j->corrupt[i].block);
+			json_object_array_add(cor, c);
+		}
+		json_object_object_add(o, "corrupt", cor);
+	}
+	pthread_mutex_unlock(&j->lock);
+	json_object_object_add(o, "errors", errs);
+	return o;
+}
+
+static void start_warm(struct daemon *d, struct conn *c, uint32_t seq, json_object *req)
+{
+	struct warm_req *wr = calloc(1, sizeof(*wr));
+	const char *url = get_str(req, "url"), *ep = get_str(req, "endpoint"),
+		   *region = get_str(req, "region");
+	struct bucket_url bu;
+	int64_t par = get_int(req, "parallel", 4);
+
+	if (!wr) {
+		ctl_reply_error(c, seq, -ENOMEM, "out of memory");
+		return;
+	}
+	if (!url || jobs_parse_object_url(url, &bu, wr->name, sizeof(wr->name)) ||
+	    (ep && strlen(ep) >= sizeof(wr->endpoint)) ||
+	    (region && strlen(region) >= sizeof(wr->region)) || strlen(url) >= sizeof(wr->url) ||
+	    par < 1 || par > 256) {
+		free(wr);
+		ctl_reply_error(c, seq, -EINVAL,
+				"warm needs a URL like gs://bucket/prefix (parallel 1-256)");
+		return;
+	}
+	snprintf(wr->url, sizeof(wr->url), "%s", url);
+	if (ep)
+		snprintf(wr->endpoint, sizeof(wr->endpoint), "%s", ep);
+	if (region)
+		snprintf(wr->region, sizeof(wr->region), "%s", region);
+	wr->anonymous = get_bool(req, "anonymous");
+	wr->parallel = (int)par;
+	wr->seq = seq;
+	wr->c = conn_get(c);
+	jobs_warm(d, wr);
+}
+
 void ctl_request(struct daemon *d, struct conn *c, uint32_t seq, const char *json, size_t len)
 {
 	json_tokener *tok = json_tokener_new();
 	json_object *req = NULL, *cmd, *out = NULL;
 	const char *name;
+	int err = -EINVAL;
 
 	if (!tok) {
-		reply_error(c, seq, -ENOMEM, "out of memory");
+		ctl_reply_error(c, seq, -ENOMEM, "out of memory");
 		return;
 	}
 	if (len < 2 || len > 65536) {
-		reply_error(c, seq, -EINVAL, "malformed request");
+		ctl_reply_error(c, seq, -EINVAL, "malformed request");
 		goto out;
 	}
 	req = json_tokener_parse_ex(tok, json, (int)len);
 	if (!req || !json_object_is_type(req, json_type_object) ||
 	    !json_object_object_get_ex(req, "cmd", &cmd) ||
 	    !json_object_is_type(cmd, json_type_string)) {
-		reply_error(c, seq, -EINVAL, "malformed request: a JSON object with \"cmd\"");
+		ctl_reply_error(c, seq, -EINVAL, "malformed request: a JSON object with \"cmd\"");
 		goto out;
 	}
 	name = json_object_get_string(cmd);
-	if (strcmp(name, "status") == 0)
+	if (strcmp(name, "status") == 0) {
 		out = status_json(d);
-	else if (strcmp(name, "stats") == 0)
-		out = ctl_stats_json(d);
-	if (!out) {
-		reply_error(c, seq, -ENOSYS, "unknown command");
+	} else if (strcmp(name, "stats") == 0) {
+		const char *fmt = get_str(req, "format");
+
+		if (fmt && strcmp(fmt, "prometheus") == 0) {
+			char *text = ctl_prometheus(d);
+
+			out = json_object_new_object();
+			json_object_object_add(out, "text",
+					       json_object_new_string(text ? text : ""));
+			free(text);
+		} else {
+			out = ctl_stats_json(d);
+		}
+	} else if (strcmp(name, "ls") == 0 || strcmp(name, "stat") == 0) {
+		start_ls(d, c, seq, req, name[1] == 't');
+		goto out;
+	} else if (strcmp(name, "warm") == 0) {
+		start_warm(d, c, seq, req);
+		goto out;
+	} else if (strcmp(name, "verify") == 0) {
+		const char *url = get_str(req, "url");
+		struct bucket_url bu;
+		char nm[URL_KEY_MAX + 1];
+		uint64_t id;
+
+		if (url && *url && jobs_parse_object_url(url, &bu, nm, sizeof(nm))) {
+			ctl_reply_error(c, seq, -EINVAL, "expected a URL like gs://bucket/name");
+			goto out;
+		}
+		err = jobs_verify(d, url, &id);
+		if (!err) {
+			out = json_object_new_object();
+			add_u64(out, "job", id);
+		}
+	} else if (strcmp(name, "job") == 0 || strcmp(name, "cancel") == 0) {
+		struct job *j = jobs_find(d, (uint64_t)get_int(req, "job", 0));
+
+		if (!j) {
+			ctl_reply_error(c, seq, -ENOENT, "no such job");
+			goto out;
+		}
+		if (name[0] == 'c')
+			jobs_cancel(d, j);
+		out = job_json(j);
+	} else if (strcmp(name, "evict") == 0) {
+		out = do_evict(d, req, &err);
+		if (!out) {
+			ctl_reply_error(c, seq, err,
+					"evict needs a URL like gs://bucket/prefix, or \"all\"");
+			goto out;
+		}
+	} else {
+		ctl_reply_error(c, seq, -ENOSYS, "unknown command");
 		goto out;
 	}
-	reply_json(c, seq, 0, out);
+	if (!out) {
+		ctl_reply_error(c, seq, err, strerror(-err));
+		goto out;
+	}
+	ctl_reply_json(c, seq, 0, out);
 	json_object_put(out);
 out:
 	json_object_put(req);
 	json_tokener_free(tok);
-}
-
-int metrics_start(struct daemon *d)
-{
-	if (d->cfg.metrics_addr[0])
-		log_warn("--metrics-addr is not served by this build yet");
-	return 0;
-}
-
-void metrics_stop(struct daemon *d)
-{
 }

@@ -185,6 +185,9 @@ struct daemon {
 	int nmounts;		 /* registered mounts (engine) */
 	_Atomic int nmounts_pub; /* copy readable from other threads */
 	uint64_t next_mount_id;
+	uint64_t next_revoke_id;
+	uint64_t next_job_id;
+	struct job *jobs; /* jobs.c, engine-only */
 	int64_t idle_since;
 
 	/* buckets (any thread, under buckets_lock) */
@@ -207,6 +210,14 @@ struct daemon {
 
 /* Runs t->fn(d, t) on the engine thread soon. Thread-safe, never blocks for long. */
 void engine_post(struct daemon *d, struct task *t);
+
+/* Runs fn(d, arg) on the engine thread and waits for it (from any other thread; never from the
+ * engine itself, and not during shutdown). */
+void engine_call(struct daemon *d, void (*fn)(struct daemon *d, void *arg), void *arg);
+
+/* Runs the tasks queued so far (shutdown, after the loop ended: lets threads that wait on the
+ * engine finish). */
+void engine_drain(struct daemon *d);
 
 /* Sets up the listening socket and the engine's epoll; 0 or -errno (logged). */
 int engine_init(struct daemon *d);
@@ -239,6 +250,12 @@ void mdsvc_stop(struct daemon *d);
  * `msg` (header + payload) is copied. */
 void mdsvc_submit(struct daemon *d, struct conn *c, const struct md_mount *mm, const void *msg,
 		  size_t len);
+/* Finds or creates the bucket a peer (uid) may use for `bu`, applying the trust rule: the
+ * daemon's own user and root may choose endpoint, region and anonymous access; others use the
+ * daemon's and must match the allow-list. Returns 0 (a reference in *out), -EPERM, or a store
+ * error. Any thread. */
+int mdsvc_bucket(struct daemon *d, uid_t uid, pid_t pid, const struct bucket_url *bu,
+		 const char *endpoint, const char *region, bool anonymous, struct bucket **out);
 /* Releases a bucket reference taken by a REGISTER. */
 void bucket_put(struct daemon *d, struct bucket *bk);
 
@@ -345,6 +362,17 @@ void server_each_mount(struct daemon *d,
 
 /* objects.c */
 void objects_pump(struct daemon *d);
+/* The resident open object with the most present blocks (NULL if none), and block queries. */
+struct obj *objects_largest_open(struct daemon *d);
+uint32_t objects_nblocks(const struct obj *o);
+bool objects_block_present(const struct obj *o, uint32_t b);
+/* Marks an open object to be evicted at its last close. */
+void objects_doom(struct daemon *d, struct obj *o);
+/* Periodic work on resident objects (revocation timeouts). Engine, each second. */
+void objects_tick(struct daemon *d);
+/* Takes blocks back from mounts, then punches them (revoke.c). */
+int objects_revoke(struct daemon *d, struct obj *o, uint32_t b0, uint32_t n,
+		   void (*done)(struct daemon *d, void *ctx), void *ctx);
 void objects_fetch_ended(struct daemon *d, struct obj *o);
 struct obj *objects_find_id(struct daemon *d, uint64_t id);
 bool objects_evictable(struct daemon *d, uint64_t id);
@@ -355,6 +383,8 @@ int objects_presence(struct daemon *d, uint64_t id, uint8_t *bitmap, uint32_t nb
 
 /* evict.c */
 uint64_t evict_objects(struct daemon *d, uint64_t id, bool all);
+/* Evicts object `id` now (its file, record and bytes), whatever the policy says. Engine. */
+uint64_t evict_now(struct daemon *d, uint64_t id);
 void evict_status(struct daemon *d, uint64_t *limit, uint64_t *fs_free, uint64_t *fs_size);
 
 /* fetch.c */
@@ -369,7 +399,14 @@ void *mdsvc_job_arg(struct md_job *j);
 struct conn *mdsvc_job_conn(struct md_job *j);
 
 /* ctl.c */
+struct json_object;
+/* Replies to a CTL request with a JSON object (split in parts when large), or with
+ * {"error": msg} and status err. */
+void ctl_reply_json(struct conn *c, uint32_t seq, int status, struct json_object *j);
+void ctl_reply_error(struct conn *c, uint32_t seq, int err, const char *msg);
 int ctl_init(struct daemon *d);
+/* The Prometheus text exposition of the counters (malloc'ed), from any thread. */
+char *ctl_prometheus(struct daemon *d);
 void ctl_fini(struct daemon *d);
 
 #endif

@@ -151,6 +151,44 @@ static int scan_fn(void *ctx, const struct meta_object *o)
 	return s->only_id ? 1 : 0;
 }
 
+uint64_t evict_now(struct daemon *d, uint64_t id)
+{
+	struct meta_object *rec = malloc(sizeof(*rec));
+	uint64_t bytes = 0;
+
+	if (!rec)
+		return 0;
+	if (meta_object_get(d->meta, id, rec) == 0 && !pending(d->ev, id))
+		bytes = evict_one(d, rec);
+	free(rec);
+	return bytes;
+}
+
+/* Past the 5% free floor with only open objects left: take blocks back from the open object
+ * holding the most, lowest blocks first (a loader reading front to back is done with them). */
+static void shed_open_blocks(struct daemon *d, uint64_t want)
+{
+	struct obj *o = objects_largest_open(d);
+	uint32_t b0 = 0, n = 0;
+	uint64_t got = 0;
+
+	if (!o)
+		return;
+	while (b0 < objects_nblocks(o) && !objects_block_present(o, b0))
+		b0++;
+	while (b0 + n < objects_nblocks(o) && got < want && objects_block_present(o, b0 + n)) {
+		got += PROTO_BLOCK_SIZE;
+		n++;
+	}
+	if (n) {
+		log_warn(
+			"cache file system below its 5%% free floor: revoking %u blocks of an open "
+			"file",
+			n);
+		objects_revoke(d, o, b0, n, NULL, NULL);
+	}
+}
+
 uint64_t evict_run(struct daemon *d, uint64_t want_free)
 {
 	struct evictor *ev = d->ev;
@@ -164,6 +202,10 @@ uint64_t evict_run(struct daemon *d, uint64_t want_free)
 	if (objects_bytes_cached(d) <= s.target)
 		return 0;
 	meta_evict_scan(d->meta, scan_fn, &s);
+	if (objects_bytes_cached(d) > s.target && ev->fs_free < ev->fs_size / 20 + want_free)
+		shed_open_blocks(d, objects_bytes_cached(d) - s.target > (64u << 20)
+					    ? objects_bytes_cached(d) - s.target
+					    : (64u << 20));
 	if (objects_bytes_cached(d) > s.target) {
 		ev->last_empty_ms = now;
 		if (!ev->warned) {
@@ -195,6 +237,7 @@ void evict_tick(struct daemon *d)
 	}
 	ev->npending = keep;
 	refresh_limit(d);
+	objects_tick(d);
 	if (objects_bytes_cached(d) > ev->limit)
 		evict_run(d, 0);
 }

@@ -1,6 +1,7 @@
 /* hoardfs-cached: the host cache daemon. Parses options and the config file, checks and locks
  * the cache directory, opens LMDB, starts the threads, and runs the engine until SIGTERM. */
 #include "cached/daemon.h"
+#include "cached/jobs.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -567,6 +568,7 @@ out_stop:
 	engine_fini(d);
 	writer_stop(d);
 	ctl_fini(d);
+	jobs_fini(d);
 	objects_fini(d);
 	evict_fini(d);
 	fetch_free(d);

@@ -71,11 +71,14 @@ static int bucket_find(struct daemon *d, const struct store_config *sc, struct b
 {
 	char key[META_BUCKET_KEY_MAX + 1];
 	struct bucket *bk;
-	int rc;
+	int rc, n;
 
-	snprintf(key, sizeof(key), "%s|%s|%s|%s|%s", url_scheme_name(sc->scheme),
-		 sc->endpoint ? sc->endpoint : "", sc->bucket, sc->anonymous ? "anon" : "auth",
-		 sc->region ? sc->region : "");
+	/* A truncated key could make two stores share one bucket id: refuse it instead. */
+	n = snprintf(key, sizeof(key), "%s|%s|%s|%s|%s", url_scheme_name(sc->scheme),
+		     sc->endpoint ? sc->endpoint : "", sc->bucket, sc->anonymous ? "anon" : "auth",
+		     sc->region ? sc->region : "");
+	if (n < 0 || (size_t)n >= sizeof(key))
+		return -ENAMETOOLONG;
 	pthread_mutex_lock(&d->buckets_lock);
 	for (bk = d->buckets; bk; bk = bk->next) {
 		if (strcmp(bk->key, key) == 0) {
@@ -605,15 +608,48 @@ static bool allowed(const struct daemon *d, uid_t uid, const char *url)
 	return false;
 }
 
+int mdsvc_bucket(struct daemon *d, uid_t uid, pid_t pid, const struct bucket_url *bu,
+		 const char *endpoint, const char *region, bool anonymous, struct bucket **out)
+{
+	struct store_config sc = { 0 };
+	bool trusted = uid == 0 || uid == getuid();
+	char url[PROTO_URL_MAX];
+	int rc;
+
+	snprintf(url, sizeof(url), "%s://%s/%s", url_scheme_name(bu->scheme), bu->bucket,
+		 bu->prefix);
+	if (!trusted && !allowed(d, uid, url)) {
+		log_warn("uid %u (pid %d) may not use %s: not in the daemon's allow-list",
+			 (unsigned)uid, (int)pid, url);
+		return -EPERM;
+	}
+	sc.scheme = bu->scheme;
+	sc.bucket = bu->bucket;
+	sc.http = &d->cfg.http;
+	/* Endpoints and credentials are the daemon's, except for peers it already trusts (its own
+	 * user: single-user mode, where the caller started it). */
+	if (trusted && endpoint && endpoint[0])
+		sc.endpoint = endpoint;
+	else if (bu->scheme == URL_GS && d->cfg.default_endpoint_gs[0])
+		sc.endpoint = d->cfg.default_endpoint_gs;
+	else if (bu->scheme == URL_S3 && d->cfg.default_endpoint_s3[0])
+		sc.endpoint = d->cfg.default_endpoint_s3;
+	sc.anonymous = trusted && anonymous;
+	if (trusted && region && region[0])
+		sc.region = region;
+	rc = bucket_find(d, &sc, out);
+	if (rc)
+		log_warn("cannot use %s: %s", url, strerror(-rc));
+	return rc;
+}
+
 static void do_register(struct daemon *d, struct http_client *hc, struct md_job *j)
 {
 	const struct proto_hdr *h = msg_hdr(j->msg);
 	struct proto_register *reg = malloc(sizeof(*reg));
-	struct store_config sc = { 0 };
 	struct bucket_url bu;
 	struct md_mount mm = { 0 };
 	uid_t uid = conn_uid(j->c);
-	bool trusted = uid == 0 || uid == getuid();
 	int rc = -EINVAL;
 
 	if (!reg)
@@ -632,31 +668,10 @@ static void do_register(struct daemon *d, struct http_client *hc, struct md_job 
 	rc = url_parse_bucket(reg->url, &bu);
 	if (rc)
 		goto fail;
-	if (!trusted && !allowed(d, uid, reg->url)) {
-		log_warn("uid %u (pid %d) may not mount %s: not in the daemon's allow-list",
-			 (unsigned)uid, (int)conn_pid(j->c), reg->url);
-		rc = -EPERM;
+	rc = mdsvc_bucket(d, uid, conn_pid(j->c), &bu, reg->endpoint, reg->region,
+			  reg->flags & PROTO_REG_ANONYMOUS, &mm.bk);
+	if (rc)
 		goto fail;
-	}
-	sc.scheme = bu.scheme;
-	sc.bucket = bu.bucket;
-	sc.http = &d->cfg.http;
-	/* Endpoints and credentials are the daemon's, except for peers it already trusts (its own
-	 * user: single-user mode, where the caller started it). */
-	if (trusted && reg->endpoint[0])
-		sc.endpoint = reg->endpoint;
-	else if (bu.scheme == URL_GS && d->cfg.default_endpoint_gs[0])
-		sc.endpoint = d->cfg.default_endpoint_gs;
-	else if (bu.scheme == URL_S3 && d->cfg.default_endpoint_s3[0])
-		sc.endpoint = d->cfg.default_endpoint_s3;
-	sc.anonymous = trusted && (reg->flags & PROTO_REG_ANONYMOUS);
-	if (trusted && reg->region[0])
-		sc.region = reg->region;
-	rc = bucket_find(d, &sc, &mm.bk);
-	if (rc) {
-		log_warn("cannot use %s: %s", reg->url, strerror(-rc));
-		goto fail;
-	}
 	snprintf(mm.prefix, sizeof(mm.prefix), "%s", bu.prefix);
 	mm.ttl = reg->metadata_ttl < -1 ? -1 : reg->metadata_ttl;
 	mm.neg_ttl = (int)(reg->neg_ttl > 3600 ? 3600 : reg->neg_ttl);
@@ -839,8 +854,13 @@ void mdsvc_stop(struct daemon *d)
 	md->stop = true;
 	pthread_cond_broadcast(&md->cond);
 	pthread_mutex_unlock(&md->lock);
-	for (int i = 0; i < md->n; i++)
-		pthread_join(md->thr[i], NULL);
+	/* A worker may be waiting on the engine (engine_call): keep running its tasks. */
+	for (int i = 0; i < md->n; i++) {
+		while (pthread_tryjoin_np(md->thr[i], NULL) == EBUSY) {
+			engine_drain(d);
+			usleep(1000);
+		}
+	}
 	while (md->head) {
 		struct md_job *j = md->head;
 

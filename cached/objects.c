@@ -2,6 +2,7 @@
  * readers waiting for blocks, and which blocks to fetch next (demand first, then prefetch of
  * objects that are clearly being loaded). */
 #include "cached/daemon.h"
+#include "cached/obj.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,84 +17,10 @@
 #include "common/crc32c.h"
 #include "common/log.h"
 
-#define TABLE_SIZE    16384
 #define IDLE_KEEP     4096	  /* closed objects kept in memory for quick reopen */
 #define SMALL_OBJECT  (16u << 20) /* fetched whole on first read */
 #define SEQ_TRIGGER   3		  /* sequential block requests that start whole-object prefetch */
 #define FETCH_MAX_LEN (64ull << 20)
-
-struct waiter {
-	struct waiter *next;
-	struct conn *c; /* no reference: objects_conn_gone() removes a dying conn's waiters */
-	uint64_t id;
-	uint32_t handle;
-	uint64_t off, len;
-	uint32_t b0, b1; /* blocks [b0, b1) */
-	bool prefetch;
-};
-
-struct obj {
-	_Atomic int refs;
-	struct obj *id_next; /* table chains */
-	struct obj *key_next;
-	struct obj *idle_prev, *idle_next; /* idle list: no opens, no fetches, no waiters */
-	bool in_table;
-	bool idle;
-	struct meta_object rec; /* the durable record (name, version, size, checksums) */
-	struct bucket *bk;
-	struct store *store; /* bk->store, kept after bk is released (buckets live forever) */
-	uint32_t nblocks;
-	int fd;	 /* O_RDWR, for fetches */
-	int rfd; /* O_RDONLY, handed to mounts */
-	/* engine-only state */
-	uint8_t *present;
-	uint8_t *inflight;
-	uint8_t *touched;
-	uint32_t *crcs;
-	uint32_t npresent;
-	uint32_t ntouched;
-	uint32_t seq_hits;
-	int opens;
-	int fetching; /* GETs in flight */
-	struct waiter *waiters;
-	bool loading; /* prefetching the whole object */
-	uint32_t pf_next;
-	struct obj *load_next; /* objtab.loading list */
-	bool gone;	       /* the store no longer has this version */
-	int enospc_retries;
-};
-
-struct objtab {
-	struct obj *by_id[TABLE_SIZE];
-	struct obj *by_key[TABLE_SIZE];
-	struct obj *idle_head, *idle_tail;
-	size_t nidle;
-	struct obj *loading; /* objects being prefetched whole */
-	uint64_t bytes_cached;
-};
-
-static bool bit(const uint8_t *m, uint32_t b)
-{
-	return m[b >> 3] & (1u << (b & 7));
-}
-
-static void bit_set(uint8_t *m, uint32_t b)
-{
-	m[b >> 3] |= (uint8_t)(1u << (b & 7));
-}
-
-static void bit_clear(uint8_t *m, uint32_t b)
-{
-	m[b >> 3] &= (uint8_t) ~(1u << (b & 7));
-}
-
-static uint64_t block_bytes(const struct obj *o, uint32_t b)
-{
-	uint64_t start = (uint64_t)b << PROTO_BLOCK_SHIFT;
-	uint64_t end = start + PROTO_BLOCK_SIZE;
-
-	return (end > o->rec.size ? o->rec.size : end) - start;
-}
 
 static uint64_t hash_key(uint32_t bucket, const char *name, const char *version)
 {
@@ -125,6 +52,7 @@ void obj_put(struct obj *o)
 		close(o->rfd);
 	free(o->present);
 	free(o->inflight);
+	free(o->revoking);
 	free(o->touched);
 	free(o->crcs);
 	free(o);
@@ -347,8 +275,9 @@ static int obj_load(struct daemon *d, struct bucket *bk, const struct store_obje
 	o->present = calloc(1, mapsz);
 	o->inflight = calloc(1, mapsz);
 	o->touched = calloc(1, mapsz);
+	o->revoking = calloc(1, mapsz);
 	o->crcs = calloc((size_t)o->nblocks + 1, sizeof(uint32_t));
-	if (!o->present || !o->inflight || !o->touched || !o->crcs) {
+	if (!o->present || !o->inflight || !o->touched || !o->revoking || !o->crcs) {
 		rc = -ENOMEM;
 		goto out_free;
 	}
@@ -440,6 +369,22 @@ static void handle_release(struct conn *c, uint32_t h)
 	c->free_handle = h;
 }
 
+int obj_find_or_load(struct daemon *d, struct bucket *bk, const struct store_object *so,
+		     struct obj **out)
+{
+	struct obj *o = find_by_key(d, bk->id, so->name, so->version);
+	int rc;
+
+	if (!o) {
+		rc = obj_load(d, bk, so, &o);
+		if (rc)
+			return rc;
+	}
+	idle_unlink(d->objs, o);
+	*out = o;
+	return 0;
+}
+
 void objects_open(struct daemon *d, struct open_req *r)
 {
 	struct conn *c = r->c;
@@ -455,13 +400,9 @@ void objects_open(struct daemon *d, struct open_req *r)
 		rc = -EMFILE;
 		goto fail;
 	}
-	o = find_by_key(d, r->bk->id, r->so.name, r->so.version);
-	if (!o) {
-		rc = obj_load(d, r->bk, &r->so, &o);
-		if (rc)
-			goto fail;
-	}
-	idle_unlink(d->objs, o);
+	rc = obj_find_or_load(d, r->bk, &r->so, &o);
+	if (rc)
+		goto fail;
 	rc = handle_alloc(c, o, &h);
 	if (rc)
 		goto fail;
@@ -492,13 +433,22 @@ fail:
 	conn_reply(c, PROTO_OPEN, r->seq, rc, NULL, 0, NULL, 0);
 }
 
-static void obj_closed(struct daemon *d, struct obj *o)
+/* Evicts a doomed object once nobody uses it (inspect evict of an open object). */
+static void doom_check(struct daemon *d, struct obj *o)
+{
+	if (o->doomed && o->in_table && o->opens == 0 && o->fetching == 0 && !o->waiters &&
+	    !o->revokes)
+		evict_now(d, o->rec.id);
+}
+
+void obj_closed(struct daemon *d, struct obj *o)
 {
 	o->opens--;
 	if (o->opens == 0) {
 		o->rec.last_access = daemon_now();
 		writer_touch(d, o->rec.id, o->rec.last_access);
 		maybe_idle(d, o);
+		doom_check(d, o);
 	}
 }
 
@@ -535,6 +485,7 @@ int objects_close(struct daemon *d, struct conn *c, uint32_t h)
 
 void objects_conn_gone(struct daemon *d, struct conn *c)
 {
+	revoke_conn_gone(d, c);
 	for (uint32_t h = 1; h <= c->nhandles; h++) {
 		struct obj *o = c->handles[h - 1].obj;
 
@@ -552,12 +503,14 @@ void objects_conn_gone(struct daemon *d, struct conn *c)
 
 /* ---- scheduling ---- */
 
-static void loading_add(struct daemon *d, struct obj *o, uint32_t from)
+/* Starts whole-object prefetch of o from block `from`; force = even if the object is large
+ * compared with the cache (warm asked for it). */
+void obj_loading(struct daemon *d, struct obj *o, uint32_t from, bool force)
 {
 	if (o->loading || o->npresent == o->nblocks || o->gone)
 		return;
 	/* Whole-object prefetch only for objects that fit the cache comfortably. */
-	if (o->rec.size > evict_limit(d) / 2)
+	if (!force && o->rec.size > evict_limit(d) / 2)
 		return;
 	o->loading = true;
 	o->pf_next = from;
@@ -565,6 +518,22 @@ static void loading_add(struct daemon *d, struct obj *o, uint32_t from)
 	d->objs->loading = obj_get(o);
 	log_debug("object %" PRIu64 " (%s) is being loaded: prefetching it whole", o->rec.id,
 		  o->rec.name);
+}
+
+/* Takes o off the whole-object prefetch list. */
+void obj_stop_loading(struct daemon *d, struct obj *o)
+{
+	if (!o->loading)
+		return;
+	for (struct obj **pp = &d->objs->loading; *pp; pp = &(*pp)->load_next) {
+		if (*pp == o) {
+			*pp = o->load_next;
+			break;
+		}
+	}
+	o->loading = false;
+	o->load_next = NULL;
+	obj_put(o);
 }
 
 /* Starts GETs for absent blocks of [b0, b1), in runs of at most max_blocks. */
@@ -577,12 +546,13 @@ static int fetch_range(struct daemon *d, struct obj *o, uint32_t b0, uint32_t b1
 	while (b < b1 && (demand || started < budget)) {
 		uint32_t e;
 
-		if (bit(o->present, b) || bit(o->inflight, b)) {
+		if (bit(o->present, b) || bit(o->inflight, b) || bit(o->revoking, b)) {
 			b++;
 			continue;
 		}
 		e = b + 1;
-		while (e < b1 && e - b < max_blocks && !bit(o->present, e) && !bit(o->inflight, e))
+		while (e < b1 && e - b < max_blocks && !bit(o->present, e) &&
+		       !bit(o->inflight, e) && !bit(o->revoking, e))
 			e++;
 		if (fetch_blocks(d, o, b, e - b, demand) != 0)
 			break;
@@ -655,7 +625,7 @@ static void schedule_demand(struct daemon *d, struct obj *o, uint32_t b0, uint32
 	}
 	if (prefetch || o->seq_hits >= SEQ_TRIGGER ||
 	    (o->ntouched >= 4 && (uint64_t)o->ntouched * 16 >= o->nblocks))
-		loading_add(d, o, b0);
+		obj_loading(d, o, b0, false);
 	if (prefetch) {
 		objects_pump(d);
 		return;
@@ -669,6 +639,54 @@ static void schedule_demand(struct daemon *d, struct obj *o, uint32_t b0, uint32
 	objects_pump(d);
 }
 
+struct obj *objects_largest_open(struct daemon *d)
+{
+	struct obj *best = NULL;
+
+	for (size_t i = 0; i < TABLE_SIZE; i++) {
+		for (struct obj *o = d->objs->by_id[i]; o; o = o->id_next) {
+			if (o->opens && o->npresent && (!best || o->npresent > best->npresent) &&
+			    !o->revokes)
+				best = o;
+		}
+	}
+	return best;
+}
+
+uint32_t objects_nblocks(const struct obj *o)
+{
+	return o->nblocks;
+}
+
+bool objects_block_present(const struct obj *o, uint32_t b)
+{
+	return b < o->nblocks && bit(o->present, b);
+}
+
+void objects_doom(struct daemon *d, struct obj *o)
+{
+	o->doomed = true;
+	doom_check(d, o);
+}
+
+void objects_tick(struct daemon *d)
+{
+	for (size_t i = 0; i < TABLE_SIZE; i++) {
+		for (struct obj *o = d->objs->by_id[i]; o; o = o->id_next) {
+			if (o->revokes)
+				revoke_tick(d, o);
+		}
+	}
+}
+
+/* Asks again for the blocks waiters still miss (after a revocation ended). */
+void obj_reschedule_waiters(struct daemon *d, struct obj *o)
+{
+	for (struct waiter *w = o->waiters; w; w = w->next)
+		fetch_range(d, o, w->b0, w->b1, (uint32_t)(FETCH_MAX_LEN >> PROTO_BLOCK_SHIFT),
+			    true, 0);
+}
+
 /* ---- submissions ---- */
 
 void objects_submit(struct daemon *d, struct conn *c, const struct ring_entry *e)
@@ -679,8 +697,11 @@ void objects_submit(struct daemon *d, struct conn *c, const struct ring_entry *e
 	uint32_t b0, b1, b;
 	struct waiter *w;
 
-	if (e->op == RING_REVOKE_ACK)
-		return; /* revocation is not used yet: nothing waits for acks */
+	if (e->op == RING_REVOKE_ACK) {
+		if (o)
+			revoke_ack(d, c, o, e);
+		return;
+	}
 	if (!o || e->len == 0 || e->off >= o->rec.size || e->len > o->rec.size - e->off ||
 	    (!prefetch && e->len > FETCH_MAX_LEN)) {
 		server_bad_entry(d, c, e->id, o ? -EINVAL : -EBADF);
@@ -797,7 +818,7 @@ static bool whole_object_ok(struct obj *o)
 	return crc == o->rec.crc32c;
 }
 
-static void drop_blocks(struct daemon *d, struct obj *o, uint32_t b0, uint32_t n)
+void obj_drop_blocks(struct daemon *d, struct obj *o, uint32_t b0, uint32_t n)
 {
 	for (uint32_t b = b0; b < b0 + n && b < o->nblocks; b++) {
 		if (bit(o->present, b)) {
@@ -820,6 +841,8 @@ void objects_blocks_done(struct daemon *d, struct obj *o, uint32_t b0, uint32_t 
 		if (b >= o->nblocks)
 			break;
 		bit_clear(o->inflight, b);
+		if (bit(o->revoking, b))
+			continue; /* about to be punched: these bytes do not count */
 		o->crcs[b] = crcs[i];
 		if (!bit(o->present, b)) {
 			bit_set(o->present, b);
@@ -836,7 +859,7 @@ void objects_blocks_done(struct daemon *d, struct obj *o, uint32_t b0, uint32_t 
 		log_error("object %s version %s: the crc32c of the whole object does not match the "
 			  "store's; dropping its cached blocks",
 			  o->rec.name, o->rec.version);
-		drop_blocks(d, o, 0, o->nblocks);
+		obj_drop_blocks(d, o, 0, o->nblocks);
 	} else {
 		writer_blocks(d, o, b0, n, crcs);
 		if (o->npresent == o->nblocks && (o->rec.flags & META_OBJ_HAS_CRC32C)) {
@@ -845,6 +868,8 @@ void objects_blocks_done(struct daemon *d, struct obj *o, uint32_t b0, uint32_t 
 		}
 	}
 	wake_waiters(d, o, b0, n);
+	if (o->watches && added)
+		jobs_progress(d, o, added);
 	if (added && d->objs->bytes_cached > evict_limit(d))
 		evict_run(d, 0);
 }
@@ -853,7 +878,10 @@ void objects_blocks_done(struct daemon *d, struct obj *o, uint32_t b0, uint32_t 
 void objects_fetch_ended(struct daemon *d, struct obj *o)
 {
 	o->fetching--;
+	if (o->revokes)
+		revoke_fetch_ended(d, o);
 	maybe_idle(d, o);
+	doom_check(d, o);
 	objects_pump(d);
 }
 
@@ -874,6 +902,8 @@ void objects_blocks_failed(struct daemon *d, struct obj *o, uint32_t b0, uint32_
 			 o->rec.name, o->rec.version);
 		o->gone = true;
 	}
+	if (o->watches)
+		jobs_failed(d, o, status);
 	/* Fail every waiter that needs one of these blocks. */
 	for (struct waiter **pp = &o->waiters; *pp;) {
 		struct waiter *w = *pp;
@@ -907,7 +937,7 @@ void objects_writeback_failed(struct daemon *d, uint64_t id, uint32_t b, uint32_
 
 	atomic_fetch_add(&d->st.writeback_errors, 1);
 	if (o)
-		drop_blocks(d, o, b, n);
+		obj_drop_blocks(d, o, b, n);
 }
 
 /* ---- for eviction and inspect ---- */
@@ -918,7 +948,8 @@ bool objects_evictable(struct daemon *d, uint64_t id)
 {
 	struct obj *o = objects_find_id(d, id);
 
-	return !o || (o->opens == 0 && o->fetching == 0 && !o->waiters);
+	return !o ||
+	       (o->opens == 0 && o->fetching == 0 && !o->waiters && !o->revokes && !o->watches);
 }
 
 /* Forgets a resident object that is being evicted, returning the bytes it had (engine). */
@@ -951,7 +982,9 @@ int objects_presence(struct daemon *d, uint64_t id, uint8_t *bitmap, uint32_t nb
 
 	if (!o)
 		return -ENOENT;
-	memcpy(bitmap, o->present, (size_t)((nblocks < o->nblocks ? nblocks : o->nblocks) + 7) / 8);
+	if (bitmap && nblocks)
+		memcpy(bitmap, o->present,
+		       (size_t)((nblocks < o->nblocks ? nblocks : o->nblocks) + 7) / 8);
 	*present = o->npresent;
 	*opens = o->opens;
 	return 0;

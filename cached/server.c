@@ -210,6 +210,8 @@ static void notify_conns(struct daemon *d)
 
 /* ---- tasks ---- */
 
+static void run_tasks(struct daemon *d);
+
 void engine_post(struct daemon *d, struct task *t)
 {
 	uint64_t one = 1;
@@ -226,6 +228,11 @@ void engine_post(struct daemon *d, struct task *t)
 	pthread_mutex_unlock(&d->task_lock);
 	if (was_empty && write(d->task_efd, &one, sizeof(one)) < 0)
 		log_error("engine wakeup failed: %s", strerror(errno));
+}
+
+void engine_drain(struct daemon *d)
+{
+	run_tasks(d);
 }
 
 static void run_tasks(struct daemon *d)
@@ -245,6 +252,43 @@ static void run_tasks(struct daemon *d)
 		t->fn(d, t);
 		t = next;
 	}
+}
+
+/* ---- synchronous calls into the engine (from other threads) ---- */
+
+struct call_task {
+	struct task t;
+	void (*fn)(struct daemon *d, void *arg);
+	void *arg;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool done;
+};
+
+static void call_run(struct daemon *d, struct task *t)
+{
+	struct call_task *ct = (struct call_task *)t;
+
+	ct->fn(d, ct->arg);
+	pthread_mutex_lock(&ct->lock);
+	ct->done = true;
+	pthread_cond_signal(&ct->cond);
+	pthread_mutex_unlock(&ct->lock);
+}
+
+void engine_call(struct daemon *d, void (*fn)(struct daemon *d, void *arg), void *arg)
+{
+	struct call_task ct = { .t.fn = call_run, .fn = fn, .arg = arg };
+
+	pthread_mutex_init(&ct.lock, NULL);
+	pthread_cond_init(&ct.cond, NULL);
+	engine_post(d, &ct.t);
+	pthread_mutex_lock(&ct.lock);
+	while (!ct.done)
+		pthread_cond_wait(&ct.cond, &ct.lock);
+	pthread_mutex_unlock(&ct.lock);
+	pthread_cond_destroy(&ct.cond);
+	pthread_mutex_destroy(&ct.lock);
 }
 
 /* ---- registration ---- */

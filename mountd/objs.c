@@ -28,6 +28,7 @@ struct fetch_ent {
 
 struct pending {
 	struct pending *next;
+	struct mobj *o; /* alive while the read is pending: the kernel releases files after reads */
 	void *req;
 	uint64_t off;
 	size_t len;
@@ -46,12 +47,13 @@ struct mobj {
 	uint32_t handle;
 	uint32_t gen;
 	int fd;
-	int old_fds[8]; /* descriptors replaced by reconnects, closed at release */
-	int nold;
 	bool broken;		  /* could not be reopened after a reconnect: reads fail */
 	_Atomic uint8_t *present; /* bit per block; readers test it without a lock */
-	uint8_t *requested;	  /* a ring entry asks for this block (rlock) */
-	uint8_t *touched;	  /* blocks read at least once (rlock) */
+	/* Held shared by every reply from the cache file, exclusively to drop blocks the daemon
+	 * revokes (and to swap fd on reconnect): no reply reads a block after its ack. */
+	pthread_rwlock_t rw;
+	uint8_t *requested; /* a ring entry asks for this block (rlock) */
+	uint8_t *touched;   /* blocks read at least once (rlock) */
 	uint32_t seq_hits;
 	uint32_t pf_upto; /* blocks below this were already asked for as read-ahead */
 	struct pending *pending;
@@ -214,6 +216,7 @@ int objs_open(struct mnt *m, const char *path, const char *version, uint64_t siz
 	o->gen = gen;
 	o->fd = fd;
 	o->refs = 1;
+	pthread_rwlock_init(&o->rw, NULL);
 	memcpy((void *)o->present, bitmap, maplen - 1);
 	free(bitmap);
 	pthread_mutex_lock(&m->rlock);
@@ -256,8 +259,7 @@ void objs_release(struct mnt *m, struct mobj *o)
 	pthread_mutex_unlock(&m->rlock);
 	conn_call_close(m, o->handle, o->gen);
 	close(o->fd);
-	for (int i = 0; i < o->nold; i++)
-		close(o->old_fds[i]);
+	pthread_rwlock_destroy(&o->rw);
 	free(o->path);
 	free((void *)o->present);
 	free(o->requested);
@@ -276,6 +278,60 @@ static void reply_one(struct mnt *m, struct mobj *o, void *req, uint64_t off, si
 		log_warn("reading %s at %llu from the cache file failed: %s", o->path,
 			 (unsigned long long)off, strerror(-rc));
 	}
+}
+
+static bool range_present(const struct mobj *o, uint64_t off, size_t len)
+{
+	if (len == 0)
+		return true;
+	for (uint32_t b = (uint32_t)(off >> PROTO_BLOCK_SHIFT);
+	     b <= (uint32_t)((off + len - 1) >> PROTO_BLOCK_SHIFT); b++) {
+		if (!present(o, b))
+			return false;
+	}
+	return true;
+}
+
+/* Replies from the cache file if [off, off+len) is still present, under the revoke lock. */
+static bool reply_present(struct mnt *m, struct mobj *o, void *req, uint64_t off, size_t len)
+{
+	bool ok;
+
+	pthread_rwlock_rdlock(&o->rw);
+	ok = range_present(o, off, len);
+	if (ok)
+		reply_one(m, o, req, off, len, o->fd);
+	pthread_rwlock_unlock(&o->rw);
+	return ok;
+}
+
+/* Builds ring entries for the absent, unrequested blocks of [b0, b1) (rlock held). */
+static int request_missing(struct mnt *m, struct mobj *o, uint32_t b0, uint32_t b1,
+			   struct ring_entry *es, uint32_t *gens, int max)
+{
+	int n = 0;
+
+	for (uint32_t b = b0; b < b1 && n < max;) {
+		uint32_t e;
+
+		if (present(o, b) || bit(o->requested, b)) {
+			b++;
+			continue;
+		}
+		e = b + 1;
+		while (e < b1 && !present(o, e) && !bit(o->requested, e))
+			e++;
+		{
+			struct fetch_ent *f = fe_new(m, o, b, e - b, false);
+
+			if (f) {
+				fe_entry(f, &es[n]);
+				gens[n++] = o->gen;
+			}
+		}
+		b = e;
+	}
+	return n;
 }
 
 /* Read-ahead for sequential readers (rlock held): ask for the next window of absent blocks.
@@ -343,19 +399,20 @@ void objs_read(struct mnt *m, struct mobj *o, void *req, uint64_t off, size_t si
 	for (b = b0; b < b1 && present(o, b); b++)
 		;
 	if (b == b1) {
-		int fd;
-
-		/* A hit: straight from the cache file, no daemon round trip. */
-		atomic_fetch_add(&m->hits, 1);
-		atomic_fetch_add(&m->hit_bytes, len);
 		pthread_mutex_lock(&m->rlock);
-		fd = o->fd;
 		if (o->seq_hits < SEQ_TRIGGER || b1 + 4 > o->pf_upto)
 			n = plan_prefetch(m, o, b0, b1, es, gens, 16);
 		pthread_mutex_unlock(&m->rlock);
-		reply_one(m, o, req, off, len, fd);
+		/* A hit: straight from the cache file, no daemon round trip. */
+		if (reply_present(m, o, req, off, len)) {
+			atomic_fetch_add(&m->hits, 1);
+			atomic_fetch_add(&m->hit_bytes, len);
+			submit_all(m, es, gens, n);
+			return;
+		}
+		/* Revoked between the check and the reply: a miss after all. */
 		submit_all(m, es, gens, n);
-		return;
+		n = 0;
 	}
 	atomic_fetch_add(&m->misses, 1);
 	atomic_fetch_add(&m->miss_bytes, len);
@@ -364,6 +421,7 @@ void objs_read(struct mnt *m, struct mobj *o, void *req, uint64_t off, size_t si
 		m->reply->error(req, ENOMEM);
 		return;
 	}
+	p->o = o;
 	p->req = req;
 	p->off = off;
 	p->len = len;
@@ -380,26 +438,7 @@ void objs_read(struct mnt *m, struct mobj *o, void *req, uint64_t off, size_t si
 	p->next = o->pending;
 	o->pending = p;
 	/* Ask for the absent blocks nobody has asked for yet, in runs. */
-	for (b = b0; b < b1 && n < 8;) {
-		uint32_t e;
-
-		if (present(o, b) || bit(o->requested, b)) {
-			b++;
-			continue;
-		}
-		e = b + 1;
-		while (e < b1 && !present(o, e) && !bit(o->requested, e))
-			e++;
-		{
-			struct fetch_ent *f = fe_new(m, o, b, e - b, false);
-
-			if (f) {
-				fe_entry(f, &es[n]);
-				gens[n++] = o->gen;
-			}
-		}
-		b = e;
-	}
+	n = request_missing(m, o, b0, b1, es, gens, 8);
 	n += plan_prefetch(m, o, b0, b1, es + n, gens + n, 16 - n);
 	pthread_mutex_unlock(&m->rlock);
 	submit_all(m, es, gens, n);
@@ -435,12 +474,79 @@ static void take_ready(struct mobj *o, struct pending **out, uint32_t eb0, uint3
 	}
 }
 
+/* Answers reads taken off the pending lists; one whose blocks were revoked meanwhile goes back
+ * through objs_read (and waits again). */
+static void answer(struct mnt *m, struct pending *ready, struct pending *failed)
+{
+	while (ready) {
+		struct pending *p = ready;
+
+		ready = p->next;
+		if (!reply_present(m, p->o, p->req, p->off, p->len))
+			objs_read(m, p->o, p->req, p->off, p->len);
+		free(p);
+	}
+	while (failed) {
+		struct pending *p = failed;
+
+		failed = p->next;
+		atomic_fetch_add(&m->read_errors, 1);
+		m->reply->error(p->req, EIO);
+		free(p);
+	}
+}
+
+/* The daemon takes blocks back before punching them: drop them from the presence map (waiting
+ * for replies that read them), acknowledge, and ask again for what pending reads still need. */
+static void take_back(struct mnt *m, const struct ring_entry *e)
+{
+	struct ring_entry ack = { .id = e->id,
+				  .off = e->off,
+				  .len = e->len,
+				  .handle = e->handle,
+				  .op = RING_REVOKE_ACK };
+	struct ring_entry es[16];
+	uint32_t gens[16], gen = 0;
+	struct mobj *o;
+	int n = 0;
+
+	pthread_mutex_lock(&m->rlock);
+	for (o = m->objs; o; o = o->next) {
+		if (o->handle == e->handle && !o->broken)
+			break;
+	}
+	if (o)
+		o->refs++;
+	pthread_mutex_unlock(&m->rlock);
+	if (!o || e->len == 0 || e->off >= o->size || e->len > o->size - e->off) {
+		if (o)
+			objs_release(m, o);
+		return;
+	}
+	pthread_rwlock_wrlock(&o->rw);
+	for (uint32_t b = (uint32_t)(e->off >> PROTO_BLOCK_SHIFT);
+	     b <= (uint32_t)((e->off + e->len - 1) >> PROTO_BLOCK_SHIFT); b++)
+		atomic_fetch_and(&o->present[b >> 3], (uint8_t) ~(1u << (b & 7)));
+	gen = o->gen;
+	pthread_rwlock_unlock(&o->rw);
+	pthread_mutex_lock(&m->rlock);
+	for (struct pending *p = o->pending; p && n < 8; p = p->next)
+		n += request_missing(m, o, p->b0, p->b1, es + n, gens + n, 16 - n);
+	pthread_mutex_unlock(&m->rlock);
+	submit_all(m, es, gens, n);
+	submit_all(m, &ack, &gen, 1);
+	objs_release(m, o);
+}
+
 void objs_complete(struct mnt *m, const struct ring_entry *e)
 {
 	struct pending *ready = NULL, *failed = NULL;
 	struct mobj *o = NULL;
-	int fd = -1, err = 0;
 
+	if (e && e->op == RING_REVOKE) {
+		take_back(m, e);
+		return;
+	}
 	pthread_mutex_lock(&m->rlock);
 	if (e && e->op == RING_PRESENT && (e->flags & RING_F_PARTIAL)) {
 		/* Part of a larger request landed: mark it, answer who can be answered. */
@@ -459,9 +565,9 @@ void objs_complete(struct mnt *m, const struct ring_entry *e)
 			}
 		}
 		take_ready(o, &ready, 0, 0, false);
-		fd = o->fd;
 	} else if (e) {
 		struct fetch_ent *f = fe_take(m, e->id);
+		int err;
 
 		if (!f) {
 			pthread_mutex_unlock(&m->rlock);
@@ -482,41 +588,14 @@ void objs_complete(struct mnt *m, const struct ring_entry *e)
 			take_ready(o, &ready, 0, 0, false);
 			take_ready(o, &failed, f->b0, f->b0 + f->n, true);
 		}
-		fd = o->fd;
 		free(f);
 	} else {
 		/* Sweep every object (after a registration race in objs_read). */
-		for (struct mobj *x = m->objs; x; x = x->next) {
-			struct pending *r = NULL;
-
-			take_ready(x, &r, 0, 0, false);
-			while (r) {
-				struct pending *p = r;
-
-				r = r->next;
-				pthread_mutex_unlock(&m->rlock);
-				reply_one(m, x, p->req, p->off, p->len, x->fd);
-				free(p);
-				pthread_mutex_lock(&m->rlock);
-			}
-		}
+		for (struct mobj *x = m->objs; x; x = x->next)
+			take_ready(x, &ready, 0, 0, false);
 	}
 	pthread_mutex_unlock(&m->rlock);
-	while (ready) {
-		struct pending *p = ready;
-
-		ready = p->next;
-		reply_one(m, o, p->req, p->off, p->len, fd);
-		free(p);
-	}
-	while (failed) {
-		struct pending *p = failed;
-
-		failed = p->next;
-		atomic_fetch_add(&m->read_errors, 1);
-		m->reply->error(p->req, EIO);
-		free(p);
-	}
+	answer(m, ready, failed);
 }
 
 /* ---- timeouts and reconnects ---- */
@@ -602,27 +681,31 @@ void objs_reconnected(struct mnt *m)
 		int fd = -1,
 		    rc = conn_call_open(m, o->path, o->version, o->size, &rep, &bitmap, &fd, &gen);
 
+		/* No reply may read the old file while it is swapped (the new daemon may hold the
+		 * object in another file, or in a fresh one if its record was never committed). */
+		pthread_rwlock_wrlock(&o->rw);
 		pthread_mutex_lock(&m->rlock);
 		if (rc) {
 			log_error("cannot reopen %s after reconnecting: %s; its reads fail",
 				  o->path, strerror(-rc));
 			o->broken = true;
 		} else {
-			if (o->nold < 8)
-				o->old_fds[o->nold++] = o->fd;
-			else
-				close(o->fd);
+			close(o->fd);
 			o->fd = fd;
 			o->handle = rep.handle;
 			o->gen = gen;
-			/* A new daemon knows only what it committed: take its map, keep ours. */
+			/* What counts now is what the new daemon has committed. */
 			for (uint32_t b = 0; b < o->nblocks; b++) {
 				if (bitmap[b >> 3] & (1u << (b & 7)))
 					set_present(o, b);
+				else
+					atomic_fetch_and(&o->present[b >> 3],
+							 (uint8_t) ~(1u << (b & 7)));
 			}
 			free(bitmap);
 		}
 		pthread_mutex_unlock(&m->rlock);
+		pthread_rwlock_unlock(&o->rw);
 	}
 	/* 2. resubmit everything still outstanding on the new connection */
 	{
@@ -631,6 +714,16 @@ void objs_reconnected(struct mnt *m)
 		int k = 0;
 
 		pthread_mutex_lock(&m->rlock);
+		/* Blocks the new daemon does not have may be what pending reads wait for. */
+		for (struct mobj *o = m->objs; o; o = o->next) {
+			struct ring_entry tmp[16];
+			uint32_t tg[16];
+
+			for (struct pending *p = o->pending; p && !o->broken; p = p->next) {
+				/* The entries are recorded in the table; they are sent below. */
+				request_missing(m, o, p->b0, p->b1, tmp, tg, 16);
+			}
+		}
 		es = calloc(m->outstanding + 1, sizeof(*es));
 		gens = calloc(m->outstanding + 1, sizeof(*gens));
 		for (size_t i = 0; es && gens && i < FETCH_TAB; i++) {

@@ -1,0 +1,115 @@
+/* obj: the in-memory object state shared by objects.c, revoke.c and jobs.c (engine thread).
+ * Not for other modules: they use the functions in daemon.h. */
+#ifndef HOARDFS_OBJ_H
+#define HOARDFS_OBJ_H
+
+#include "cached/daemon.h"
+
+#define TABLE_SIZE 16384 /* hash buckets of the object table */
+
+/* A reader waiting for blocks: answered with PRESENT (or ERROR) on its ring. */
+struct waiter {
+	struct waiter *next;
+	struct conn *c; /* no reference: objects_conn_gone() removes a dying conn's waiters */
+	uint64_t id;
+	uint32_t handle;
+	uint64_t off, len;
+	uint32_t b0, b1; /* blocks [b0, b1) */
+	bool prefetch;
+};
+
+struct obj {
+	_Atomic int refs;
+	struct obj *id_next; /* table chains */
+	struct obj *key_next;
+	struct obj *idle_prev, *idle_next; /* idle list: no opens, no fetches, no waiters */
+	bool in_table;
+	bool idle;
+	struct meta_object rec; /* the durable record (name, version, size, checksums) */
+	struct bucket *bk;
+	struct store *store; /* bk->store, kept after bk is released (buckets live forever) */
+	uint32_t nblocks;
+	int fd;	 /* O_RDWR, for fetches */
+	int rfd; /* O_RDONLY, handed to mounts */
+	/* engine-only state */
+	uint8_t *present;
+	uint8_t *inflight;
+	uint8_t *touched;
+	uint32_t *crcs;
+	uint32_t npresent;
+	uint32_t ntouched;
+	uint32_t seq_hits;
+	int opens;
+	int fetching; /* GETs in flight */
+	struct waiter *waiters;
+	bool loading; /* prefetching the whole object */
+	uint32_t pf_next;
+	struct obj *load_next; /* objtab.loading list */
+	bool gone;	       /* the store no longer has this version */
+	int enospc_retries;
+	uint8_t *revoking;	   /* blocks being taken back from mounts: not fetched now */
+	struct revoke *revokes;	   /* revocations in progress (revoke.c) */
+	struct obj_watch *watches; /* jobs following this object (jobs.c) */
+	bool doomed;		   /* evict at the last close (inspect evict) */
+};
+
+/* A job that follows an object's progress (warm). Callbacks run on the engine thread. */
+struct obj_watch {
+	struct obj_watch *next;
+	/* `added` bytes became present; `complete` once every block is. */
+	void (*progress)(struct daemon *d, struct obj *o, void *ctx, uint64_t added, bool complete);
+	/* fetching failed for good with `status`. */
+	void (*failed)(struct daemon *d, struct obj *o, void *ctx, int status);
+	void *ctx;
+};
+
+struct objtab {
+	struct obj *by_id[TABLE_SIZE];
+	struct obj *by_key[TABLE_SIZE];
+	struct obj *idle_head, *idle_tail;
+	size_t nidle;
+	struct obj *loading; /* objects being prefetched whole */
+	uint64_t bytes_cached;
+};
+
+static inline bool bit(const uint8_t *m, uint32_t b)
+{
+	return m[b >> 3] & (1u << (b & 7));
+}
+
+static inline void bit_set(uint8_t *m, uint32_t b)
+{
+	m[b >> 3] |= (uint8_t)(1u << (b & 7));
+}
+
+static inline void bit_clear(uint8_t *m, uint32_t b)
+{
+	m[b >> 3] &= (uint8_t) ~(1u << (b & 7));
+}
+
+static inline uint64_t block_bytes(const struct obj *o, uint32_t b)
+{
+	uint64_t start = (uint64_t)b << PROTO_BLOCK_SHIFT;
+	uint64_t end = start + PROTO_BLOCK_SIZE;
+
+	return (end > o->rec.size ? o->rec.size : end) - start;
+}
+
+/* objects.c internals shared with revoke.c and jobs.c */
+void obj_closed(struct daemon *d, struct obj *o);
+void obj_drop_blocks(struct daemon *d, struct obj *o, uint32_t b0, uint32_t n);
+void obj_loading(struct daemon *d, struct obj *o, uint32_t from, bool force);
+void obj_stop_loading(struct daemon *d, struct obj *o);
+void obj_reschedule_waiters(struct daemon *d, struct obj *o);
+int obj_find_or_load(struct daemon *d, struct bucket *bk, const struct store_object *so,
+		     struct obj **out);
+/* revoke.c */
+void revoke_fetch_ended(struct daemon *d, struct obj *o);
+void revoke_ack(struct daemon *d, struct conn *c, struct obj *o, const struct ring_entry *e);
+void revoke_conn_gone(struct daemon *d, struct conn *c);
+void revoke_tick(struct daemon *d, struct obj *o);
+/* jobs.c */
+void jobs_progress(struct daemon *d, struct obj *o, uint64_t added);
+void jobs_failed(struct daemon *d, struct obj *o, int status);
+
+#endif
