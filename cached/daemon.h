@@ -21,7 +21,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
-#include "cached/meta.h"
+#include "common/meta.h"
 #include "common/http.h"
 #include "common/proto.h"
 #include "common/store.h"

@@ -1,7 +1,7 @@
-/* Unit tests for cached/meta: schema round trips, the name index, batch atomicity, persistence,
+/* Unit tests for common/meta: schema round trips, the name index, batch atomicity, persistence,
  * the schema check, eviction order, usage sums and directory scans, on temporary LMDB
  * environments under /tmp. Some tests edit the environment with raw LMDB to play a corrupt or
- * foreign file; they follow the layout documented at the top of cached/meta.c. */
+ * foreign file; they follow the layout documented at the top of common/meta.c. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -17,7 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cached/meta.h"
+#include "common/meta.h"
 
 #define MAP_BIG (64u << 20)
 #define BS	PROTO_BLOCK_SIZE

@@ -24,7 +24,7 @@
  * blocks that lie inside the object's size (the last block counts its partial size); objects is
  * the number of object records. Blocks are only recorded for objects that have a record.
  */
-#include "cached/meta.h"
+#include "common/meta.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -98,7 +98,8 @@ struct meta {
 	MDB_env *env;
 	size_t map_size;
 	MDB_dbi info, buckets, bucket_ids, objects, names, blocks, lru, dirs, counters;
-	int lock_fd; /* flock'ed: one meta handle per environment */
+	int lock_fd;   /* flock'ed: one meta handle per environment */
+	bool readonly; /* meta_open_readonly(): no writes, no epoch bump */
 	uint32_t epoch;
 	_Atomic uint64_t next_id;	/* the next id meta_new_object_id() hands out */
 	_Atomic uint64_t bytes_present; /* the committed sums, stored under write_lock */
@@ -536,7 +537,7 @@ static void rd_end(struct meta *m, MDB_txn *txn)
 
 /* ---- open and close ---- */
 
-static int meta_lock(struct meta *m, const char *dir)
+static int meta_lock(struct meta *m, const char *dir, bool shared)
 {
 	char path[PATH_MAX];
 	int n = snprintf(path, sizeof(path), "%s/meta.lock", dir);
@@ -550,7 +551,7 @@ static int meta_lock(struct meta *m, const char *dir)
 		log_error("meta: cannot open %s: %s", path, strerror(-rc));
 		return rc;
 	}
-	for (int waited = 0; flock(fd, LOCK_EX | LOCK_NB) < 0; waited += 50) {
+	for (int waited = 0; flock(fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0; waited += 50) {
 		struct timespec ts = { 0, 50 * 1000 * 1000 };
 
 		if (errno == EINTR)
@@ -672,6 +673,102 @@ out_abort_txn:
 	return rc;
 }
 
+/* Read-only counterpart of meta_init(): checks the schema, opens the databases, reads the sums. */
+static int meta_init_ro(struct meta *m, const char *dir)
+{
+	MDB_dbi *dbis[] = { &m->info,	&m->buckets, &m->bucket_ids, &m->objects, &m->names,
+			    &m->blocks, &m->lru,     &m->dirs,	     &m->counters };
+	const char *names[] = { "info",	  "buckets", "bucket_ids", "objects", "names",
+				"blocks", "lru",     "dirs",	   "counters" };
+	uint64_t schema = 0, epoch = 0, bytes = 0, objs = 0;
+	MDB_txn *txn;
+	int rc;
+
+	rc = mdb_txn_begin(m->env, NULL, MDB_RDONLY, &txn);
+	if (rc)
+		return lmdb_fail("begin read transaction", rc);
+	for (size_t i = 0; i < sizeof(dbis) / sizeof(dbis[0]); i++) {
+		rc = mdb_dbi_open(txn, names[i], 0, dbis[i]);
+		if (rc) {
+			log_error("meta: %s holds no hoardfs metadata (%s)", dir, mdb_strerror(rc));
+			rc = rc == MDB_NOTFOUND ? -ENOENT : lmdb_errno(rc);
+			goto out_abort_txn;
+		}
+	}
+	rc = info_get(m, txn, "schema_version", &schema);
+	if (!rc && schema != META_SCHEMA_VERSION) {
+		log_error("meta: %s holds metadata schema version %" PRIu64
+			  "; this hoardfs understands version %u only",
+			  dir, schema, META_SCHEMA_VERSION);
+		rc = -EPROTONOSUPPORT;
+	}
+	if (!rc && (rc = info_get(m, txn, "epoch", &epoch)) == -ENOENT)
+		rc = 0;
+	if (!rc && (rc = info_get(m, txn, "bytes_present", &bytes)) == -ENOENT)
+		rc = 0;
+	if (!rc && (rc = info_get(m, txn, "objects", &objs)) == -ENOENT)
+		rc = 0;
+	if (rc)
+		goto out_abort_txn;
+	m->epoch = (uint32_t)epoch;
+	atomic_store(&m->bytes_present, bytes);
+	atomic_store(&m->nobjects, objs);
+out_abort_txn:
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+int meta_open_readonly(const char *dir, struct meta **out)
+{
+	struct meta *m;
+	int rc;
+
+	*out = NULL;
+	if (!dir || !*dir)
+		return -EINVAL;
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	m->lock_fd = -1;
+	m->readonly = true;
+	pthread_mutex_init(&m->write_lock, NULL);
+	pthread_mutex_init(&m->pool_lock, NULL);
+	/* A shared lock: refused while a daemon holds the metadata (ask the daemon instead). */
+	rc = meta_lock(m, dir, true);
+	if (rc)
+		goto out_free;
+	rc = mdb_env_create(&m->env);
+	if (rc) {
+		rc = lmdb_fail("create environment", rc);
+		goto out_unlock;
+	}
+	rc = mdb_env_set_maxdbs(m->env, META_MAX_DBS);
+	if (!rc)
+		rc = mdb_env_set_maxreaders(m->env, META_MAX_READERS);
+	if (!rc)
+		rc = mdb_env_open(m->env, dir, MDB_NOTLS | MDB_RDONLY, 0600);
+	if (rc) {
+		log_error("meta: cannot open the metadata in %s read-only: %s", dir,
+			  mdb_strerror(rc));
+		rc = lmdb_errno(rc);
+		goto out_close_env;
+	}
+	rc = meta_init_ro(m, dir);
+	if (rc)
+		goto out_close_env;
+	*out = m;
+	return 0;
+out_close_env:
+	mdb_env_close(m->env);
+out_unlock:
+	close(m->lock_fd);
+out_free:
+	pthread_mutex_destroy(&m->pool_lock);
+	pthread_mutex_destroy(&m->write_lock);
+	free(m);
+	return rc;
+}
+
 int meta_open(const char *dir, size_t map_size, struct meta **out)
 {
 	long page = sysconf(_SC_PAGESIZE);
@@ -695,7 +792,7 @@ int meta_open(const char *dir, size_t map_size, struct meta **out)
 		log_error("meta: cannot create %s: %s", dir, strerror(-rc));
 		goto out_free;
 	}
-	rc = meta_lock(m, dir);
+	rc = meta_lock(m, dir, false);
 	if (rc)
 		goto out_free;
 	rc = mdb_env_create(&m->env);
@@ -857,7 +954,7 @@ int meta_bucket_id(struct meta *m, const char *key, bool create, uint32_t *id)
 	rc = bucket_find(m, txn, &k, key, n, id);
 	rd_end(m, txn);
 	if (rc == -ENOENT && create)
-		rc = bucket_create(m, &k, key, n, id);
+		rc = m->readonly ? -EROFS : bucket_create(m, &k, key, n, id);
 	if (rc == -EEXIST) {
 		if (!create)
 			return -ENOENT;
@@ -1723,6 +1820,8 @@ int meta_commit(struct meta *m, struct meta_batch *b)
 	size_t i;
 	int rc = 0;
 
+	if (m->readonly)
+		return -EROFS;
 	for (i = 0; i < b->n; i++) {
 		if (b->ops[i].err) {
 			log_error("meta: commit refused: change %zu of the batch is invalid: %s",

@@ -1,7 +1,7 @@
-/* meta: the daemon's LMDB metadata (private to hoardfs-cached): buckets, object versions with a
- * name index, per-block presence and crc32c, directory entries, an eviction order, counters and
- * the schema version. Reads may come from any thread; all writes go through meta_commit(), which
- * the daemon calls from its single writer thread. */
+/* meta: the LMDB metadata of a cache directory: buckets, object versions with a name index,
+ * per-block presence and crc32c, directory entries, an eviction order, counters and the schema
+ * version. Written only by hoardfs-cached (its single writer thread calls meta_commit()); read by
+ * any of its threads, and by hoardfs-inspect through meta_open_readonly() while no daemon runs. */
 #ifndef HOARDFS_META_H
 #define HOARDFS_META_H
 
@@ -60,6 +60,13 @@ struct meta_dirent {
  * environment for ~2 s), or -errno.
  */
 int meta_open(const char *dir, size_t map_size, struct meta **out);
+
+/*
+ * Opens the metadata in `dir` read-only, for inspection while no daemon runs (a shared lock:
+ * -EAGAIN while a daemon holds it). No epoch bump; meta_commit() and creating buckets fail with
+ * -EROFS. Returns 0, -ENOENT (no metadata there), -EPROTONOSUPPORT, -EAGAIN, -errno.
+ */
+int meta_open_readonly(const char *dir, struct meta **out);
 
 /* Closes the environment. No batch may be in flight. NULL is allowed. */
 void meta_close(struct meta *m);
