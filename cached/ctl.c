@@ -106,6 +106,8 @@ json_object *ctl_stats_json(struct daemon *d)
 		json_object_new_double(hits + misses ? (double)hits / (double)(hits + misses)
 						     : 0.0));
 	add_u64(j, "mount_hit_bytes", atomic_load(&s->mount_hit_bytes));
+	add_u64(j, "mount_misses", atomic_load(&s->mount_misses));
+	add_u64(j, "mount_miss_bytes", atomic_load(&s->mount_miss_bytes));
 	add_u64(j, "fetch_requests", atomic_load(&s->fetch_requests));
 	add_u64(j, "prefetch_requests", atomic_load(&s->prefetch_requests));
 	add_u64(j, "dedup_waits", atomic_load(&s->dedup_waits));

@@ -24,6 +24,7 @@
 #include "common/meta.h"
 #include "common/http.h"
 #include "common/proto.h"
+#include "common/ring.h"
 #include "common/store.h"
 
 struct ring;
@@ -114,6 +115,7 @@ struct conn {
 	size_t nbacklog, backlog_cap, backlog_head;
 	uint32_t bad_entries;
 	int64_t registered_at;
+	struct ring_mount_stats mstats; /* last read from the ring (engine) */
 	/* open handles (objects.c, engine thread) */
 	struct handle *handles; /* index = handle id - 1 */
 	uint32_t nhandles;
@@ -160,6 +162,8 @@ struct daemon_stats {
 	_Atomic uint64_t mounts_disconnected; /* forcibly, for misbehaving */
 	_Atomic uint64_t mount_hits;	      /* reported by mounts through their rings */
 	_Atomic uint64_t mount_hit_bytes;
+	_Atomic uint64_t mount_misses;
+	_Atomic uint64_t mount_miss_bytes;
 };
 
 struct daemon {
@@ -177,7 +181,8 @@ struct daemon {
 	int timer_fd;
 	int signal_fd;
 	uint64_t last_slow_tick;
-	uint8_t *rxbuf; /* PROTO_MSG_MAX bytes for socket messages */
+	uint8_t *rxbuf;			    /* PROTO_MSG_MAX bytes for socket messages */
+	struct ring_mount_stats gone_stats; /* counters of mounts that disconnected (engine) */
 	pthread_mutex_t task_lock;
 	struct task *task_head, *task_tail;
 	int listen_fd;

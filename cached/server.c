@@ -113,6 +113,11 @@ static void conn_drop(struct daemon *d, struct conn *c, const char *why)
 		epoll_ctl(d->epfd, EPOLL_CTL_DEL, c->sub_efd, NULL);
 	shutdown(c->fd, SHUT_RDWR);
 	if (c->registered) {
+		ring_read_stats(c->ring, &c->mstats);
+		d->gone_stats.hits += c->mstats.hits;
+		d->gone_stats.hit_bytes += c->mstats.hit_bytes;
+		d->gone_stats.misses += c->mstats.misses;
+		d->gone_stats.miss_bytes += c->mstats.miss_bytes;
 		objects_conn_gone(d, c);
 		bucket_put(d, c->mm.bk);
 		c->mm.bk = NULL;
@@ -711,6 +716,24 @@ static void on_tick(struct daemon *d)
 		next = c->next;
 		if (c->nbacklog && !backlog_flush(c))
 			conn_drop(d, c, "corrupted its ring; disconnected");
+	}
+	if (now - d->last_slow_tick >= 250) {
+		/* Mounts count their own hits in their rings: sum them for stats. */
+		struct ring_mount_stats sum = d->gone_stats;
+
+		for (struct conn *c = d->conns; c; c = c->next) {
+			if (!c->registered || atomic_load(&c->dead))
+				continue;
+			ring_read_stats(c->ring, &c->mstats);
+			sum.hits += c->mstats.hits;
+			sum.hit_bytes += c->mstats.hit_bytes;
+			sum.misses += c->mstats.misses;
+			sum.miss_bytes += c->mstats.miss_bytes;
+		}
+		atomic_store(&d->st.mount_hits, sum.hits);
+		atomic_store(&d->st.mount_hit_bytes, sum.hit_bytes);
+		atomic_store(&d->st.mount_misses, sum.misses);
+		atomic_store(&d->st.mount_miss_bytes, sum.miss_bytes);
 	}
 	if (now - d->last_slow_tick >= 1000) {
 		d->last_slow_tick = now;

@@ -250,6 +250,12 @@ void hfc_close(struct hfc *c)
 	free(c);
 }
 
+void hfc_publish_stats(struct hfc *c, const struct ring_mount_stats *s)
+{
+	if (c->ring && !atomic_load(&c->lost))
+		ring_publish_stats(c->ring, s);
+}
+
 bool hfc_alive(struct hfc *c)
 {
 	return !atomic_load(&c->lost);

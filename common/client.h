@@ -72,6 +72,10 @@ int hfc_register(struct hfc *c, const struct hfc_register *r, int timeout_ms,
  */
 int hfc_submit(struct hfc *c, const struct ring_entry *e);
 
+/* Publishes the mount's read counters in the ring (no-op before REGISTER). */
+struct ring_mount_stats;
+void hfc_publish_stats(struct hfc *c, const struct ring_mount_stats *s);
+
 /* Whether the connection is still up. */
 bool hfc_alive(struct hfc *c);
 

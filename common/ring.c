@@ -26,7 +26,10 @@ struct ring_shared {
 	uint32_t entries;    /* ditto: per queue */
 	uint32_t entry_size; /* ditto: sizeof(struct ring_entry) */
 	uint64_t mount_id;   /* ditto */
-	uint8_t pad[40];
+	/* The mount's read counters since it registered (written by the mount, read by the daemon
+	 * for statistics only: untrusted, never used for decisions). */
+	_Atomic uint64_t hits, hit_bytes, misses, miss_bytes;
+	uint8_t pad[8];
 	struct ring_queue sq; /* submissions: producer = mount, consumer = daemon */
 	struct ring_queue cq; /* completions: producer = daemon, consumer = mount */
 };
@@ -235,4 +238,20 @@ uint32_t ring_entries(const struct ring *r)
 uint64_t ring_mount_id(const struct ring *r)
 {
 	return r->sh->mount_id;
+}
+
+void ring_publish_stats(struct ring *r, const struct ring_mount_stats *s)
+{
+	atomic_store_explicit(&r->sh->hits, s->hits, memory_order_relaxed);
+	atomic_store_explicit(&r->sh->hit_bytes, s->hit_bytes, memory_order_relaxed);
+	atomic_store_explicit(&r->sh->misses, s->misses, memory_order_relaxed);
+	atomic_store_explicit(&r->sh->miss_bytes, s->miss_bytes, memory_order_relaxed);
+}
+
+void ring_read_stats(const struct ring *r, struct ring_mount_stats *out)
+{
+	out->hits = atomic_load_explicit(&r->sh->hits, memory_order_relaxed);
+	out->hit_bytes = atomic_load_explicit(&r->sh->hit_bytes, memory_order_relaxed);
+	out->misses = atomic_load_explicit(&r->sh->misses, memory_order_relaxed);
+	out->miss_bytes = atomic_load_explicit(&r->sh->miss_bytes, memory_order_relaxed);
 }

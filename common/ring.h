@@ -59,6 +59,20 @@ uint32_t ring_space(struct ring *r);
 /* Entries per queue. */
 uint32_t ring_entries(const struct ring *r);
 
+/* A mount's read counters, published in the ring for the daemon's statistics. */
+struct ring_mount_stats {
+	uint64_t hits; /* reads answered from the cache file without the daemon */
+	uint64_t hit_bytes;
+	uint64_t misses; /* reads that waited for the daemon */
+	uint64_t miss_bytes;
+};
+
+/* Mount side: publishes its counters (since it registered). */
+void ring_publish_stats(struct ring *r, const struct ring_mount_stats *s);
+
+/* Daemon side: reads what the mount published. The values are untrusted (display only). */
+void ring_read_stats(const struct ring *r, struct ring_mount_stats *out);
+
 /* The mount id written by the daemon at creation. */
 uint64_t ring_mount_id(const struct ring *r);
 

@@ -3,6 +3,8 @@
  * see a delay rather than an error. */
 #include "mountd/mount.h"
 
+#include "common/ring.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -225,6 +227,10 @@ static int connect_once(struct mnt *m, bool may_start, bool quiet)
 	pthread_mutex_lock(&m->conn_lock);
 	m->conn_gen = cc->gen;
 	m->reg = rep;
+	m->base_hits = atomic_load(&m->hits);
+	m->base_hit_bytes = atomic_load(&m->hit_bytes);
+	m->base_misses = atomic_load(&m->misses);
+	m->base_miss_bytes = atomic_load(&m->miss_bytes);
 	m->daemon_autostarted = rep.flags & PROTO_REGF_AUTOSTARTED;
 	m->hfc = cc->c;
 	m->lost = false;
@@ -384,6 +390,20 @@ int conn_submit(struct mnt *m, const struct ring_entry *e, uint32_t gen)
 	c = m->conn_gen == gen ? m->hfc : NULL;
 	pthread_mutex_unlock(&m->conn_lock);
 	return c ? hfc_submit(c, e) : -ENOTCONN;
+}
+
+void conn_publish_stats(struct mnt *m)
+{
+	struct ring_mount_stats s;
+
+	pthread_mutex_lock(&m->conn_lock);
+	s.hits = atomic_load(&m->hits) - m->base_hits;
+	s.hit_bytes = atomic_load(&m->hit_bytes) - m->base_hit_bytes;
+	s.misses = atomic_load(&m->misses) - m->base_misses;
+	s.miss_bytes = atomic_load(&m->miss_bytes) - m->base_miss_bytes;
+	if (m->hfc)
+		hfc_publish_stats(m->hfc, &s);
+	pthread_mutex_unlock(&m->conn_lock);
 }
 
 void conn_request_bdi(struct mnt *m, unsigned major, unsigned minor, uint32_t kb)

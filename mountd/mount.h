@@ -73,6 +73,7 @@ struct mnt {
 	bool lost; /* the current connection died (under conn_lock) */
 	struct proto_register_reply reg;
 	struct conn_ctx *graveyard; /* every registration, closed at unmount */
+	uint64_t base_hits, base_hit_bytes, base_misses, base_miss_bytes; /* at registration */
 
 	/* reads and open objects (objs.c) */
 	pthread_mutex_t rlock;
@@ -110,6 +111,8 @@ int conn_call_open(struct mnt *m, const char *path, const char *version, uint64_
 void conn_call_close(struct mnt *m, uint32_t handle, uint32_t gen);
 /* Submits a ring entry on the current connection (-ENOTCONN while reconnecting). */
 int conn_submit(struct mnt *m, const struct ring_entry *e, uint32_t gen);
+/* Publishes the read counters (since the current registration) for the daemon's stats. */
+void conn_publish_stats(struct mnt *m);
 /* Asks the daemon to raise the mount's read-ahead (best effort). */
 void conn_request_bdi(struct mnt *m, unsigned major, unsigned minor, uint32_t kb);
 uint64_t mono_ms(void);
