@@ -523,8 +523,9 @@ static int evict_fn(void *ctx, const struct meta_object *o)
 	json_object_object_add(
 		e, "reason",
 		json_object_new_string(er->force
-					       ? "open: revoking from mounts, removed at last close"
-					       : "open: removed at last close"));
+					       ? "open: its blocks are revoked from the mounts and "
+						 "punched now; the object goes at its last close"
+					       : "open: removed at its last close"));
 	json_object_array_add(er->deferred, e);
 	return 0;
 }

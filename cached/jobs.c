@@ -141,6 +141,8 @@ static void warm_progress(struct daemon *d, struct obj *o, void *ctx, uint64_t a
 {
 	struct job_item *it = ctx;
 
+	if (atomic_load(&it->job->state) != JOB_RUNNING)
+		return;
 	atomic_fetch_add(&it->job->bytes_done, added);
 	if (complete)
 		item_finish(d, it, 2);
@@ -150,6 +152,8 @@ static void warm_failed(struct daemon *d, struct obj *o, void *ctx, int status)
 {
 	struct job_item *it = ctx;
 
+	if (atomic_load(&it->job->state) != JOB_RUNNING)
+		return;
 	job_error(it->job, "%s: %s", it->so.name, strerror(-status));
 	item_finish(d, it, 3);
 }

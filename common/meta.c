@@ -713,6 +713,8 @@ static int meta_init_ro(struct meta *m, const char *dir)
 	m->epoch = (uint32_t)epoch;
 	atomic_store(&m->bytes_present, bytes);
 	atomic_store(&m->nobjects, objs);
+	/* Committing (not aborting) keeps the database handles opened in this transaction. */
+	return lmdb_errno(mdb_txn_commit(txn));
 out_abort_txn:
 	mdb_txn_abort(txn);
 	return rc;
