@@ -261,6 +261,9 @@ void mdsvc_submit(struct daemon *d, struct conn *c, const struct md_mount *mm, c
  * error. Any thread. */
 int mdsvc_bucket(struct daemon *d, uid_t uid, pid_t pid, const struct bucket_url *bu,
 		 const char *endpoint, const char *region, bool anonymous, struct bucket **out);
+/* The one bucket the daemon knows by this scheme and name (with a reference), or NULL when it
+ * knows none or several (different endpoints). Any thread. */
+struct bucket *mdsvc_known_bucket(struct daemon *d, enum url_scheme scheme, const char *name);
 /* Releases a bucket reference taken by a REGISTER. */
 void bucket_put(struct daemon *d, struct bucket *bk);
 

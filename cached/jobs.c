@@ -341,7 +341,10 @@ static void warm_list(struct daemon *d, struct http_client *hc, struct md_job *m
 	ws->parallel = wr->parallel;
 	snprintf(ws->url, sizeof(ws->url), "%s", wr->url);
 	rc = url_parse_bucket(wr->url, &bu);
-	if (!rc)
+	/* No endpoint given: the bucket the mounts use, if the daemon knows exactly one. */
+	if (!rc && !wr->endpoint[0] && !wr->region[0] && !wr->anonymous)
+		ws->bk = mdsvc_known_bucket(d, bu.scheme, bu.bucket);
+	if (!rc && !ws->bk)
 		rc = mdsvc_bucket(d, conn_uid(wr->c), conn_pid(wr->c), &bu, wr->endpoint,
 				  wr->region, wr->anonymous, &ws->bk);
 	if (!rc)

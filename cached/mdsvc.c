@@ -117,6 +117,26 @@ out_unlock:
 	return rc;
 }
 
+struct bucket *mdsvc_known_bucket(struct daemon *d, enum url_scheme scheme, const char *name)
+{
+	struct bucket *found = NULL;
+	int n = 0;
+
+	pthread_mutex_lock(&d->buckets_lock);
+	for (struct bucket *bk = d->buckets; bk; bk = bk->next) {
+		if (bk->scheme == scheme && strcmp(bk->name, name) == 0) {
+			found = bk;
+			n++;
+		}
+	}
+	if (n == 1)
+		found->refs++;
+	else
+		found = NULL;
+	pthread_mutex_unlock(&d->buckets_lock);
+	return found;
+}
+
 void mdsvc_free_buckets(struct daemon *d)
 {
 	while (d->buckets) {

@@ -6,6 +6,7 @@
 #include "cached/daemon.h"
 
 #define TABLE_SIZE 16384 /* hash buckets of the object table */
+#define STREAMS	   8	 /* sequential streams tracked per object */
 
 /* A reader waiting for blocks: answered with PRESENT (or ERROR) on its ring. */
 struct waiter {
@@ -34,11 +35,13 @@ struct obj {
 	/* engine-only state */
 	uint8_t *present;
 	uint8_t *inflight;
-	uint8_t *touched;
+	/* Recent sequential streams of demand (several readers or threads may load one object
+	 * at once): where each ended and how long it ran, in blocks. */
+	uint32_t stream_end[STREAMS];
+	uint32_t stream_len[STREAMS];
+	uint32_t stream_next;
 	uint32_t *crcs;
 	uint32_t npresent;
-	uint32_t ntouched;
-	uint32_t seq_hits;
 	int opens;
 	int fetching; /* GETs in flight */
 	struct waiter *waiters;

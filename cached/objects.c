@@ -19,7 +19,7 @@
 
 #define IDLE_KEEP     4096	  /* closed objects kept in memory for quick reopen */
 #define SMALL_OBJECT  (16u << 20) /* fetched whole on first read */
-#define SEQ_TRIGGER   3		  /* sequential block requests that start whole-object prefetch */
+#define SEQ_TRIGGER   4 /* blocks of a sequential stream that start whole-object prefetch */
 #define FETCH_MAX_LEN (64ull << 20)
 
 static uint64_t hash_key(uint32_t bucket, const char *name, const char *version)
@@ -53,7 +53,6 @@ void obj_put(struct obj *o)
 	free(o->present);
 	free(o->inflight);
 	free(o->revoking);
-	free(o->touched);
 	free(o->crcs);
 	free(o);
 }
@@ -274,10 +273,9 @@ static int obj_load(struct daemon *d, struct bucket *bk, const struct store_obje
 	mapsz = (o->nblocks + 7) / 8 + 1;
 	o->present = calloc(1, mapsz);
 	o->inflight = calloc(1, mapsz);
-	o->touched = calloc(1, mapsz);
 	o->revoking = calloc(1, mapsz);
 	o->crcs = calloc((size_t)o->nblocks + 1, sizeof(uint32_t));
-	if (!o->present || !o->inflight || !o->touched || !o->revoking || !o->crcs) {
+	if (!o->present || !o->inflight || !o->revoking || !o->crcs) {
 		rc = -ENOMEM;
 		goto out_free;
 	}
@@ -603,6 +601,31 @@ void objects_pump(struct daemon *d)
 	}
 }
 
+/*
+ * Tracks sequential streams: a demand that starts where one of the recent streams ended (or up
+ * to two blocks before: the kernel's read-ahead overlaps) extends it; anything else starts a new
+ * stream in the oldest slot. A stream of SEQ_TRIGGER blocks means the object is being loaded.
+ * Random readers never build a stream, however much of the object they touch.
+ */
+static bool note_stream(struct obj *o, uint32_t b0, uint32_t b1)
+{
+	for (int i = 0; i < STREAMS; i++) {
+		uint32_t end = o->stream_end[i];
+
+		if (!o->stream_len[i] || b0 + 2 < end || b0 > end)
+			continue;
+		if (b1 > end) {
+			o->stream_len[i] += b1 - (b0 > end ? b0 : end);
+			o->stream_end[i] = b1;
+		}
+		return o->stream_len[i] >= SEQ_TRIGGER;
+	}
+	o->stream_end[o->stream_next] = b1;
+	o->stream_len[o->stream_next] = b1 - b0;
+	o->stream_next = (o->stream_next + 1) % STREAMS;
+	return b1 - b0 >= SEQ_TRIGGER && b0 == 0;
+}
+
 /* Decides what a demand for blocks [b0, b1) fetches. */
 static void schedule_demand(struct daemon *d, struct obj *o, uint32_t b0, uint32_t b1,
 			    bool prefetch)
@@ -610,21 +633,12 @@ static void schedule_demand(struct daemon *d, struct obj *o, uint32_t b0, uint32
 	uint32_t chunk = (uint32_t)(d->cfg.chunk_size >> PROTO_BLOCK_SHIFT);
 	uint32_t max_blocks = (uint32_t)(FETCH_MAX_LEN >> PROTO_BLOCK_SHIFT);
 
-	for (uint32_t b = b0; b < b1; b++) {
-		if (!bit(o->touched, b)) {
-			bit_set(o->touched, b);
-			o->ntouched++;
-			if (b == 0 || bit(o->touched, b - 1))
-				o->seq_hits++;
-		}
-	}
 	if (o->rec.size <= SMALL_OBJECT) {
 		/* Small files (configs, tokenizers, small shards): one GET for all of it. */
 		fetch_range(d, o, 0, o->nblocks, max_blocks, true, 0);
 		return;
 	}
-	if (prefetch || o->seq_hits >= SEQ_TRIGGER ||
-	    (o->ntouched >= 4 && (uint64_t)o->ntouched * 16 >= o->nblocks))
+	if (prefetch || note_stream(o, b0, b1))
 		obj_loading(d, o, b0, false);
 	if (prefetch) {
 		objects_pump(d);
