@@ -69,18 +69,24 @@ static int find_daemon(char *out, size_t outsz)
 	return 1;
 }
 
-/* Creates the cache directory (0700) or checks that the caller owns it. */
+/* Creates the cache directory (0700) or checks that the caller owns it. Prints why it fails. */
 static int check_cache_dir(const char *dir)
 {
 	struct stat st;
 
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		int err = errno;
+
 		fprintf(stderr, "hoardfs: cannot create cache directory %s: %s\n", dir,
-			strerror(errno));
-		return -errno;
+			strerror(err));
+		return -err;
 	}
-	if (stat(dir, &st) < 0)
-		return -errno;
+	if (stat(dir, &st) < 0) {
+		int err = errno;
+
+		fprintf(stderr, "hoardfs: cache directory %s: %s\n", dir, strerror(err));
+		return -err;
+	}
 	if (st.st_uid != geteuid()) {
 		fprintf(stderr,
 			"hoardfs: no hoardfs-cached answers on the socket, and the cache directory %s "
@@ -175,6 +181,7 @@ static int connect_once(struct mnt *m, bool may_start, bool quiet)
 	struct hfc_register r = { 0 };
 	struct proto_register_reply rep;
 	int rc, tries = 0;
+	bool reported = false, spawn_failed = false;
 
 	if (!cc)
 		return -ENOMEM;
@@ -185,18 +192,29 @@ static int connect_once(struct mnt *m, bool may_start, bool quiet)
 			break;
 		if (!may_start || tries++ >= 3)
 			break;
-		rc = check_cache_dir(m->o.cache_dir);
-		if (rc)
-			break;
-		rc = spawn_daemon(m);
-		if (rc && rc != -EIO)
-			break;
-		/* -EIO: it failed or another mount started one meanwhile: try to connect again */
-		if (rc)
+		if (spawn_failed) {
 			usleep(200000);
+			continue;
+		}
+		rc = check_cache_dir(m->o.cache_dir);
+		if (rc) {
+			reported = true;
+			break;
+		}
+		rc = spawn_daemon(m);
+		if (rc && rc != -EIO) {
+			reported = true; /* spawn_daemon said why */
+			break;
+		}
+		/* -EIO: the daemon failed (and said why) or another mount's daemon won the race to
+		 * the lock: connect again a few times, but never start (and hear) it once more. */
+		if (rc) {
+			spawn_failed = reported = true;
+			usleep(200000);
+		}
 	}
 	if (rc) {
-		if (!quiet && rc != -EIO && rc != -EPERM)
+		if (!quiet && !reported)
 			fprintf(stderr, "hoardfs: cannot reach hoardfs-cached on %s: %s\n",
 				m->o.socket_path, strerror(-rc));
 		m->connect_failed = true;

@@ -529,9 +529,12 @@ int main(int argc, char **argv)
 
 	if (!m)
 		return 1;
+	argv[0] = (char *)"hoardfs"; /* getopt's messages name the program, not its path */
 	rc = parse_args(argc, argv, &m->o);
-	if (rc)
+	if (rc) {
+		free(m);
 		return rc;
+	}
 	if (!m->o.foreground) {
 		rc = detach(&notify);
 		if (rc) {

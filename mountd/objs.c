@@ -53,7 +53,10 @@ struct mobj {
 	 * revokes (and to swap fd on reconnect): no reply reads a block after its ack. */
 	pthread_rwlock_t rw;
 	uint8_t *requested; /* a ring entry asks for this block (rlock) */
-	uint8_t *touched;   /* blocks read at least once (rlock) */
+	/* A FETCH asks for this block (rlock). Demand reads wait only on FETCHes: a PREFETCH is a
+	 * hint the daemon may serve late, or refuse (EBUSY), so a read never relies on one. */
+	uint8_t *demanded;
+	uint8_t *touched; /* blocks read at least once (rlock) */
 	uint32_t seq_hits;
 	uint32_t pf_upto; /* blocks below this were already asked for as read-ahead */
 	struct pending *pending;
@@ -129,8 +132,11 @@ static struct fetch_ent *fe_new(struct mnt *m, struct mobj *o, uint32_t b0, uint
 	f->next = m->fetch_tab[f->id % FETCH_TAB];
 	m->fetch_tab[f->id % FETCH_TAB] = f;
 	m->outstanding++;
-	for (uint32_t b = b0; b < b0 + n; b++)
+	for (uint32_t b = b0; b < b0 + n; b++) {
 		bit_set(o->requested, b, true);
+		if (!prefetch)
+			bit_set(o->demanded, b, true);
+	}
 	return f;
 }
 
@@ -197,11 +203,13 @@ int objs_open(struct mnt *m, const char *path, const char *version, uint64_t siz
 	o = calloc(1, sizeof(*o));
 	maplen = ((size_t)rep.nblocks + 7) / 8 + 1;
 	if (!o || !(o->path = strdup(path)) || !(o->present = calloc(1, maplen)) ||
-	    !(o->requested = calloc(1, maplen)) || !(o->touched = calloc(1, maplen))) {
+	    !(o->requested = calloc(1, maplen)) || !(o->demanded = calloc(1, maplen)) ||
+	    !(o->touched = calloc(1, maplen))) {
 		if (o) {
 			free(o->path);
 			free((void *)o->present);
 			free(o->requested);
+			free(o->demanded);
 			free(o);
 		}
 		free(bitmap);
@@ -263,6 +271,7 @@ void objs_release(struct mnt *m, struct mobj *o)
 	free(o->path);
 	free((void *)o->present);
 	free(o->requested);
+	free(o->demanded);
 	free(o->touched);
 	free(o);
 }
@@ -305,7 +314,7 @@ static bool reply_present(struct mnt *m, struct mobj *o, void *req, uint64_t off
 	return ok;
 }
 
-/* Builds ring entries for the absent, unrequested blocks of [b0, b1) (rlock held). */
+/* Builds FETCH entries for the absent blocks of [b0, b1) no FETCH asks for yet (rlock held). */
 static int request_missing(struct mnt *m, struct mobj *o, uint32_t b0, uint32_t b1,
 			   struct ring_entry *es, uint32_t *gens, int max)
 {
@@ -314,12 +323,12 @@ static int request_missing(struct mnt *m, struct mobj *o, uint32_t b0, uint32_t 
 	for (uint32_t b = b0; b < b1 && n < max;) {
 		uint32_t e;
 
-		if (present(o, b) || bit(o->requested, b)) {
+		if (present(o, b) || bit(o->demanded, b)) {
 			b++;
 			continue;
 		}
 		e = b + 1;
-		while (e < b1 && !present(o, e) && !bit(o->requested, e))
+		while (e < b1 && !present(o, e) && !bit(o->demanded, e))
 			e++;
 		{
 			struct fetch_ent *f = fe_new(m, o, b, e - b, false);
@@ -562,6 +571,7 @@ void objs_complete(struct mnt *m, const struct ring_entry *e)
 			if (b >= f->b0 && b < (uint64_t)f->b0 + f->n) {
 				set_present(o, (uint32_t)b);
 				bit_set(o->requested, (uint32_t)b, false);
+				bit_set(o->demanded, (uint32_t)b, false);
 			}
 		}
 		take_ready(o, &ready, 0, 0, false);
@@ -574,12 +584,20 @@ void objs_complete(struct mnt *m, const struct ring_entry *e)
 			return; /* its object was released, or a stale completion */
 		}
 		o = f->o;
-		for (uint32_t b = f->b0; b < f->b0 + f->n; b++)
+		for (uint32_t b = f->b0; b < f->b0 + f->n; b++) {
 			bit_set(o->requested, b, false);
+			if (!f->prefetch)
+				bit_set(o->demanded, b, false);
+		}
 		if (e->op == RING_PRESENT) {
 			for (uint32_t b = f->b0; b < f->b0 + f->n; b++)
 				set_present(o, b);
 			take_ready(o, &ready, 0, 0, false);
+		} else if (f->prefetch) {
+			/* A refused or failed hint: reads in that range wait on their own FETCH. */
+			log_debug("daemon did not prefetch %s [%llu, +%llu): %s", o->path,
+				  (unsigned long long)e->off, (unsigned long long)e->len,
+				  strerror(e->status < 0 ? -e->status : EIO));
 		} else {
 			err = e->status;
 			log_warn("daemon could not fetch %s [%llu, +%llu): %s", o->path,
@@ -640,6 +658,7 @@ static void *timer_main(void *arg)
 	while (!atomic_load(&m->stopping)) {
 		usleep(250000);
 		fail_expired(m);
+		conn_publish_stats(m);
 	}
 	return NULL;
 }

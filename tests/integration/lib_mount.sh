@@ -47,10 +47,8 @@ _mnt_sweep() {
 		timeout -k 2 10 umount -l "$mp" || echo "cleanup: umount -l $mp failed" >&2
 	done < <(awk -v t="$TEST_TMP/" 'index($5, t) == 1 && / - fuse/ { print $3, $5 }' \
 		/proc/self/mountinfo | sort -k2 -r)
-	for p in /proc/[0-9]*; do
-		p=${p#/proc/}
+	for p in $(grep -lzF -- "$TEST_TMP/" /proc/[0-9]*/cmdline 2>/dev/null | cut -d/ -f3); do
 		{ _is_prog "$p" hoardfs || _is_prog "$p" hoardfs-cached; } || continue
-		{ tr '\0' '\n' <"/proc/$p/cmdline"; } 2>/dev/null | grep -qF -- "$TEST_TMP/" || continue
 		echo "cleanup: killing leftover $(_is_prog "$p" hoardfs && echo hoardfs || echo hoardfs-cached) $p" >&2
 		kill -KILL "$p" 2>/dev/null || true
 	done
@@ -231,14 +229,17 @@ _mounted_or_dead() {
 	mounted "$1" || ! alive "$2"
 }
 
+# pids_with_arg ARG: pids of processes with ARG as one of their arguments (one grep over every
+# command line: a loop of subshells per process is slow on a busy machine).
+pids_with_arg() {
+	grep -lzxF -- "$1" /proc/[0-9]*/cmdline 2>/dev/null | cut -d/ -f3 || true
+}
+
 # _mount_pid_of MP: the hoardfs process whose command line names MP (the detached mount).
 _mount_pid_of() {
-	local mp=$1 p
-	for p in /proc/[0-9]*; do
-		p=${p#/proc/}
-		_is_prog "$p" hoardfs || continue
-		alive "$p" || continue
-		if { tr '\0' '\n' <"/proc/$p/cmdline"; } 2>/dev/null | grep -qxF -- "$mp"; then
+	local p
+	for p in $(pids_with_arg "$1"); do
+		if _is_prog "$p" hoardfs && alive "$p"; then
 			echo "$p"
 			return 0
 		fi
