@@ -641,6 +641,9 @@ static void schedule_demand(struct daemon *d, struct obj *o, uint32_t b0, uint32
 	if (prefetch || note_stream(o, b0, b1))
 		obj_loading(d, o, b0, false);
 	if (prefetch) {
+		/* An object too large to prefetch whole still gets the range asked for. */
+		if (!o->loading)
+			fetch_range(d, o, b0, b1, chunk ? chunk : 1, false, INT32_MAX);
 		objects_pump(d);
 		return;
 	}

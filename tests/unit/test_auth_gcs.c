@@ -68,8 +68,14 @@ static int mini_requests(struct mini *m)
 /* Copies the last request out (NUL-terminated). */
 static void mini_last(struct mini *m, char *out, size_t outsz)
 {
+	size_t n;
+
 	pthread_mutex_lock(&m->lock);
-	snprintf(out, outsz, "%s", m->last);
+	n = strnlen(m->last, sizeof(m->last));
+	if (n >= outsz)
+		n = outsz - 1;
+	memcpy(out, m->last, n);
+	out[n] = '\0';
 	pthread_mutex_unlock(&m->lock);
 }
 

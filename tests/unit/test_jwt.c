@@ -394,7 +394,7 @@ static void test_bad_pem(void **state)
 	const char *junk =
 		"-----BEGIN PRIVATE KEY-----\nnot base64 at all!\n-----END PRIVATE KEY-----\n";
 	char *truncated;
-	size_t len;
+	size_t len = 0;
 	BIO *bio;
 	char *pem;
 
@@ -433,7 +433,7 @@ static void test_wrong_key_types(void **state)
 {
 	EVP_PKEY *small = EVP_RSA_gen(1024);
 	EVP_PKEY *ec = EVP_EC_gen("P-256");
-	size_t len;
+	size_t len = 0;
 	char *pem;
 	BIO *bio;
 
