@@ -12,7 +12,9 @@
 
 #include "common/log.h"
 
-enum wop_type { W_PUT_OBJ, W_DEL_OBJ, W_TOUCH, W_BLOCKS, W_CLEAR, W_SYNC };
+enum wop_type { W_PUT_OBJ, W_DEL_OBJ, W_TOUCH, W_BLOCKS, W_CLEAR, W_SYNC, W_BARRIER };
+
+#define COMMIT_RETRIES 5 /* groups a change is retried in after failed commits */
 
 struct wop {
 	struct wop *next;
@@ -25,6 +27,9 @@ struct wop {
 	struct meta_batch *batch; /* W_SYNC */
 	int *result;		  /* W_SYNC */
 	bool *finished;		  /* W_SYNC */
+	struct task *task;	  /* W_BARRIER: posted to the engine once committed */
+	int *task_status;	  /* W_BARRIER: 0, or the commit error after the last retry */
+	int tries;		  /* failed commits this change went through */
 	uint32_t crcs[];	  /* W_BLOCKS */
 };
 
@@ -128,6 +133,21 @@ void writer_clear_blocks(struct daemon *d, uint64_t id, uint32_t b, uint32_t n)
 	enqueue(d, w);
 }
 
+void writer_barrier(struct daemon *d, struct task *t, int *status)
+{
+	struct wop *w = wop_new(W_BARRIER, 0);
+
+	*status = 0;
+	if (!w) {
+		*status = -ENOMEM;
+		engine_post(d, t);
+		return;
+	}
+	w->task = t;
+	w->task_status = status;
+	enqueue(d, w);
+}
+
 int writer_commit_sync(struct daemon *d, struct meta_batch *b)
 {
 	struct writer *wr = d->writer;
@@ -226,6 +246,7 @@ static void commit_group(struct daemon *d, struct wop *ops)
 			rc = meta_batch_clear_blocks(b, w->id, w->b, w->n);
 			break;
 		case W_SYNC:
+		case W_BARRIER:
 			break;
 		}
 	}
@@ -237,7 +258,15 @@ static void commit_group(struct daemon *d, struct wop *ops)
 		nblocks = 0;
 	}
 	meta_batch_free(b);
-	/* 3. report sync failures (and blocks a failed commit did not mark) to the engine. */
+	/* 3. barriers: what was queued before them is durable now (or will never be). */
+	for (struct wop *w = ops; w; w = w->next) {
+		if (w->type == W_BARRIER && (!rc || w->tries + 1 >= COMMIT_RETRIES)) {
+			*w->task_status = rc;
+			engine_post(d, w->task);
+			w->task = NULL;
+		}
+	}
+	/* 4. report sync failures (and blocks a failed commit did not mark) to the engine. */
 	for (struct wop *w = ops; w; w = w->next) {
 		if (w->type == W_BLOCKS && (w->when < 0 || rc)) {
 			struct wb_task *t = calloc(1, sizeof(*t));
@@ -251,7 +280,7 @@ static void commit_group(struct daemon *d, struct wop *ops)
 			}
 		}
 	}
-	/* 4. callers waiting on their own batches, each in its own transaction. */
+	/* 5. callers waiting on their own batches, each in its own transaction. */
 	for (struct wop *w = ops; w; w = w->next) {
 		if (w->type != W_SYNC)
 			continue;
@@ -265,14 +294,42 @@ static void commit_group(struct daemon *d, struct wop *ops)
 	atomic_fetch_add(&d->st.commits, 1);
 	atomic_fetch_add(&d->st.commit_ns, mono_ns() - t0);
 	atomic_fetch_add(&d->st.commit_blocks, nblocks);
+	/* A failed commit lost no change but its blocks (reported above): the rest goes first into
+	 * the next group, a few times, so removals and clears are not forgotten. */
+	struct wop *retry = NULL, *retry_last = NULL;
+
 	while (ops) {
 		struct wop *next = ops->next;
+		bool keep = rc && ops->type != W_BLOCKS && ops->type != W_SYNC &&
+			    !(ops->type == W_BARRIER && !ops->task);
 
-		if (ops->o)
-			obj_put(ops->o);
-		free(ops->rec);
-		free(ops);
+		if (keep && ++ops->tries < COMMIT_RETRIES) {
+			ops->next = NULL;
+			if (retry_last)
+				retry_last->next = ops;
+			else
+				retry = ops;
+			retry_last = ops;
+		} else {
+			if (keep)
+				log_error("dropping a metadata change after %d failed commits",
+					  COMMIT_RETRIES);
+			if (ops->o)
+				obj_put(ops->o);
+			free(ops->rec);
+			free(ops);
+		}
 		ops = next;
+	}
+	if (retry) {
+		struct writer *wr = d->writer;
+
+		pthread_mutex_lock(&wr->lock);
+		retry_last->next = wr->head;
+		wr->head = retry;
+		if (!wr->tail)
+			wr->tail = retry_last;
+		pthread_mutex_unlock(&wr->lock);
 	}
 }
 

@@ -253,6 +253,7 @@ struct ls_obj {
 	struct meta_object rec;
 	char key[META_BUCKET_KEY_MAX + 1];
 	int opens; /* from the engine; -1 = not resident */
+	bool gone; /* being evicted */
 	uint32_t npresent;
 	uint8_t *map; /* stat only */
 };
@@ -309,6 +310,8 @@ static void ls_engine(struct daemon *d, void *arg)
 			(uint32_t)((lo->rec.size + PROTO_BLOCK_SIZE - 1) >> PROTO_BLOCK_SHIFT);
 
 		lo->opens = -1;
+		/* Evicted a moment ago, its removal not yet committed: not listed. */
+		lo->gone = evict_pending(d, lo->rec.id);
 		if (objects_presence(d, lo->rec.id, lo->map, lo->map ? nb : 0, &lo->npresent,
 				     &lo->opens))
 			lo->opens = -1;
@@ -357,6 +360,7 @@ static void ls_worker(struct daemon *d, struct http_client *hc, struct md_job *m
 {
 	struct ls_req *q = mdsvc_job_arg(mj);
 	json_object *out = json_object_new_object(), *arr = json_object_new_array();
+	size_t n;
 	int rc;
 
 	q->d = d;
@@ -378,7 +382,11 @@ static void ls_worker(struct daemon *d, struct http_client *hc, struct md_job *m
 		uint32_t nb = (uint32_t)((r->size + PROTO_BLOCK_SIZE - 1) >> PROTO_BLOCK_SHIFT);
 		uint8_t *tmp = NULL;
 		const uint8_t *map = lo->map;
-		json_object *o = json_object_new_object();
+		json_object *o;
+
+		if (lo->gone)
+			continue;
+		o = json_object_new_object();
 		char url[PROTO_URL_MAX + URL_KEY_MAX], ep[PROTO_ENDPOINT_MAX];
 		uint64_t bytes;
 
@@ -438,9 +446,10 @@ static void ls_worker(struct daemon *d, struct http_client *hc, struct md_job *m
 		free(tmp);
 		json_object_array_add(arr, o);
 	}
+	n = json_object_array_length(arr);
 	json_object_object_add(out, "objects", arr);
 	arr = NULL;
-	if (q->stat && q->n == 0)
+	if (q->stat && n == 0)
 		ctl_reply_error(q->c, q->seq, -ENOENT, "no such object in the cache");
 	else
 		ctl_reply_json(q->c, q->seq, 0, out);
@@ -546,13 +555,6 @@ static json_object *do_evict(struct daemon *d, json_object *req, int *err)
 	er.evicted = json_object_new_array();
 	er.deferred = json_object_new_array();
 	*err = meta_evict_scan(d->meta, evict_fn, &er);
-	if (!er.dry_run && json_object_array_length(er.evicted)) {
-		/* Make the removals durable before answering, so a following ls agrees. */
-		struct meta_batch *b;
-
-		if (meta_batch_new(&b) == 0)
-			writer_commit_sync(d, b);
-	}
 	out = json_object_new_object();
 	json_object_object_add(out, "evicted", er.evicted);
 	json_object_object_add(out, "deferred", er.deferred);
@@ -661,6 +663,13 @@ void ctl_request(struct daemon *d, struct conn *c, uint32_t seq, const char *jso
 		goto out;
 	}
 	name = json_object_get_string(cmd);
+	if (strcmp(name, "status") != 0 && strcmp(name, "stats") != 0 && conn_uid(c) != 0 &&
+	    conn_uid(c) != getuid()) {
+		/* Object names and cache control are the operator's: other users get counters only.
+		 */
+		ctl_reply_error(c, seq, -EPERM, "only root or the daemon's own user may do that");
+		goto out;
+	}
 	if (strcmp(name, "status") == 0) {
 		out = status_json(d);
 	} else if (strcmp(name, "stats") == 0) {

@@ -332,6 +332,9 @@ void writer_touch(struct daemon *d, uint64_t id, int64_t when);
 /* Blocks verified on disk: fdatasync `o`'s file, then mark them (takes a ref on o). */
 void writer_blocks(struct daemon *d, struct obj *o, uint32_t b, uint32_t n, const uint32_t *crcs);
 void writer_clear_blocks(struct daemon *d, uint64_t id, uint32_t b, uint32_t n);
+/* Posts task t to the engine once every change queued before it is committed; *status gets 0,
+ * or the commit error if that kept failing (then nothing queued before it may be durable). */
+void writer_barrier(struct daemon *d, struct task *t, int *status);
 /* Runs a batch now and waits for its commit (metadata workers). Takes ownership of b. */
 int writer_commit_sync(struct daemon *d, struct meta_batch *b);
 
@@ -391,6 +394,8 @@ int objects_presence(struct daemon *d, uint64_t id, uint8_t *bitmap, uint32_t nb
 
 /* evict.c */
 uint64_t evict_objects(struct daemon *d, uint64_t id, bool all);
+/* Whether object `id` was evicted and its removal is not committed yet. Engine. */
+bool evict_pending(struct daemon *d, uint64_t id);
 /* Evicts object `id` now (its file, record and bytes), whatever the policy says. Engine. */
 uint64_t evict_now(struct daemon *d, uint64_t id);
 void evict_status(struct daemon *d, uint64_t *limit, uint64_t *fs_free, uint64_t *fs_size);

@@ -252,6 +252,11 @@ uint64_t evict_objects(struct daemon *d, uint64_t id, bool all)
 	return s.freed;
 }
 
+bool evict_pending(struct daemon *d, uint64_t id)
+{
+	return pending(d->ev, id);
+}
+
 void evict_status(struct daemon *d, uint64_t *limit, uint64_t *fs_free, uint64_t *fs_size)
 {
 	*limit = d->ev->limit;

@@ -482,13 +482,41 @@ static int verify_collect(void *ctx, const struct meta_object *o)
 struct drop_task {
 	struct task t;
 	uint64_t id;
+	uint64_t size;
 	uint32_t nblocks;
 	uint32_t *blocks;
 	size_t n;
 	struct job *j;
 };
 
-/* Engine: drops corrupt blocks of one object (revoking them from mounts if it is open). */
+/* Engine, once the clear of a block of a non-resident object is durable: punches it. */
+struct punch_task {
+	struct task t;
+	int status;
+	uint64_t id;
+	uint32_t block;
+	uint64_t len;
+};
+
+static void punch_run(struct daemon *d, struct task *t)
+{
+	struct punch_task *pt = (struct punch_task *)t;
+	char name[32];
+	int fd;
+
+	snprintf(name, sizeof(name), "%016" PRIx64, pt->id);
+	if (!pt->status && (fd = openat(d->objects_dirfd, name, O_RDWR | O_CLOEXEC)) >= 0) {
+		if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			      (off_t)pt->block << PROTO_BLOCK_SHIFT, (off_t)pt->len) < 0)
+			log_warn("punch: %s", strerror(errno));
+		close(fd);
+	}
+	free(pt);
+}
+
+/* Engine: drops corrupt blocks of one object. A resident object goes through revocation (mounts
+ * give them back, no GET is writing, the clear is durable, then the punch); one that is not
+ * resident has no mount and no GET: clear, wait for the commit, punch. */
 static void drop_run(struct daemon *d, struct task *t)
 {
 	struct drop_task *dt = (struct drop_task *)t;
@@ -497,30 +525,23 @@ static void drop_run(struct daemon *d, struct task *t)
 	for (size_t i = 0; i < dt->n; i++) {
 		uint32_t b = dt->blocks[i];
 
-		if (o && o->opens) {
+		if (o) {
 			objects_revoke(d, o, b, 1, NULL, NULL);
-		} else if (o) {
-			uint64_t off = (uint64_t)b << PROTO_BLOCK_SHIFT;
-
-			obj_drop_blocks(d, o, b, 1);
-			if (fallocate(o->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
-				      (off_t)block_bytes(o, b)) < 0)
-				log_warn("punch: %s", strerror(errno));
 		} else {
-			/* Not resident: the record and the file only. */
-			char name[32];
-			int fd;
+			struct punch_task *pt = calloc(1, sizeof(*pt));
+			uint64_t off = (uint64_t)b << PROTO_BLOCK_SHIFT;
+			uint64_t len = dt->size - off < PROTO_BLOCK_SIZE ? dt->size - off
+									 : PROTO_BLOCK_SIZE;
 
-			snprintf(name, sizeof(name), "%016" PRIx64, dt->id);
 			writer_clear_blocks(d, dt->id, b, 1);
-			objects_account(d, -(int64_t)PROTO_BLOCK_SIZE);
-			fd = openat(d->objects_dirfd, name, O_RDWR | O_CLOEXEC);
-			if (fd >= 0) {
-				if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-					      (off_t)b << PROTO_BLOCK_SHIFT, PROTO_BLOCK_SIZE) < 0)
-					log_warn("punch: %s", strerror(errno));
-				close(fd);
-			}
+			objects_account(d, -(int64_t)len);
+			if (!pt)
+				continue;
+			pt->t.fn = punch_run;
+			pt->id = dt->id;
+			pt->block = b;
+			pt->len = len;
+			writer_barrier(d, &pt->t, &pt->status);
 		}
 	}
 	dt->j->refs--;
@@ -574,7 +595,9 @@ static size_t verify_one(struct daemon *d, struct job *j, const struct verify_ob
 	if (!*bad || fd < 0)
 		goto out;
 	EVP_DigestInit_ex(md5, EVP_md5(), NULL);
-	for (uint32_t b = 0; b < nblocks && atomic_load(&j->state) == JOB_RUNNING; b++) {
+	for (uint32_t b = 0;
+	     b < nblocks && atomic_load(&j->state) == JOB_RUNNING && !atomic_load(&d->stopping);
+	     b++) {
 		uint64_t off = (uint64_t)b << PROTO_BLOCK_SHIFT;
 		size_t len = (size_t)(r->size - off < PROTO_BLOCK_SIZE ? r->size - off
 								       : PROTO_BLOCK_SIZE);
@@ -646,7 +669,8 @@ static void verify_main(struct daemon *d, struct http_client *hc, struct md_job 
 		total += vs.objs[i].rec.size;
 	atomic_store(&j->bytes_total, total);
 	atomic_store(&j->objects_total, vs.n);
-	for (size_t i = 0; i < vs.n && atomic_load(&j->state) == JOB_RUNNING; i++) {
+	for (size_t i = 0;
+	     i < vs.n && atomic_load(&j->state) == JOB_RUNNING && !atomic_load(&d->stopping); i++) {
 		uint32_t *bad;
 		size_t nbad = verify_one(d, j, &vs.objs[i], &bad);
 
@@ -657,6 +681,7 @@ static void verify_main(struct daemon *d, struct http_client *hc, struct md_job 
 			if (dt) {
 				dt->t.fn = drop_run;
 				dt->id = vs.objs[i].rec.id;
+				dt->size = vs.objs[i].rec.size;
 				dt->blocks = bad;
 				dt->n = nbad;
 				dt->j = j;

@@ -54,6 +54,7 @@ struct obj {
 	struct revoke *revokes;	   /* revocations in progress (revoke.c) */
 	struct obj_watch *watches; /* jobs following this object (jobs.c) */
 	bool doomed;		   /* evict at the last close (inspect evict) */
+	bool bad;		   /* the store's bytes fail its own checksum: reads fail */
 };
 
 /* A job that follows an object's progress (warm). Callbacks run on the engine thread. */
@@ -110,6 +111,8 @@ int obj_find_or_load(struct daemon *d, struct bucket *bk, const struct store_obj
 void revoke_fetch_ended(struct daemon *d, struct obj *o);
 void revoke_ack(struct daemon *d, struct conn *c, struct obj *o, const struct ring_entry *e);
 void revoke_conn_gone(struct daemon *d, struct conn *c);
+/* A handle was closed: it owes no acknowledgement any more. */
+void revoke_handle_gone(struct daemon *d, struct conn *c, uint32_t h, struct obj *o);
 void revoke_tick(struct daemon *d, struct obj *o);
 /* jobs.c */
 void jobs_progress(struct daemon *d, struct obj *o, uint64_t added);

@@ -116,6 +116,7 @@ static void table_remove(struct daemon *d, struct obj *o)
 	if (!o->in_table)
 		return;
 	idle_unlink(t, o);
+	obj_stop_loading(d, o); /* a removed object must not keep fetching into its old file */
 	for (pp = &t->by_id[o->rec.id % TABLE_SIZE]; *pp; pp = &(*pp)->id_next) {
 		if (*pp == o) {
 			*pp = o->id_next;
@@ -401,9 +402,16 @@ void objects_open(struct daemon *d, struct open_req *r)
 	rc = obj_find_or_load(d, r->bk, &r->so, &o);
 	if (rc)
 		goto fail;
-	rc = handle_alloc(c, o, &h);
-	if (rc)
+	if (sizeof(rep) + (o->nblocks + 7) / 8 > PROTO_MSG_MAX - sizeof(struct proto_hdr)) {
+		rc = -EFBIG; /* over ~2 TiB: its presence map does not fit one message */
+		maybe_idle(d, o);
 		goto fail;
+	}
+	rc = handle_alloc(c, o, &h);
+	if (rc) {
+		maybe_idle(d, o);
+		goto fail;
+	}
 	o->opens++;
 	c->opens++;
 	atomic_fetch_add(&d->st.opens, 1);
@@ -475,6 +483,8 @@ int objects_close(struct daemon *d, struct conn *c, uint32_t h)
 	if (!o)
 		return -EBADF;
 	drop_waiters(c, o, h);
+	if (o->revokes)
+		revoke_handle_gone(d, c, h, o);
 	handle_release(c, h);
 	c->opens--;
 	obj_closed(d, o);
@@ -719,9 +729,16 @@ void objects_submit(struct daemon *d, struct conn *c, const struct ring_entry *e
 			revoke_ack(d, c, o, e);
 		return;
 	}
-	if (!o || e->len == 0 || e->off >= o->rec.size || e->len > o->rec.size - e->off ||
+	if (!o) {
+		/* A handle closed a moment ago (a late prefetch): answered, not held against it. */
+		struct ring_entry err = { .id = e->id, .op = RING_ERROR, .status = -EBADF };
+
+		conn_complete(d, c, &err);
+		return;
+	}
+	if (e->len == 0 || e->off >= o->rec.size || e->len > o->rec.size - e->off ||
 	    (!prefetch && e->len > FETCH_MAX_LEN)) {
-		server_bad_entry(d, c, e->id, o ? -EINVAL : -EBADF);
+		server_bad_entry(d, c, e->id, -EINVAL);
 		return;
 	}
 	if (prefetch)
@@ -739,9 +756,9 @@ void objects_submit(struct daemon *d, struct conn *c, const struct ring_entry *e
 		conn_complete(d, c, &done);
 		return;
 	}
-	if (o->gone) {
+	if (o->gone || o->bad) {
 		done.op = RING_ERROR;
-		done.status = -ESTALE;
+		done.status = o->gone ? -ESTALE : -EIO;
 		conn_complete(d, c, &done);
 		return;
 	}
@@ -847,20 +864,45 @@ void obj_drop_blocks(struct daemon *d, struct obj *o, uint32_t b0, uint32_t n)
 	writer_clear_blocks(d, o->rec.id, b0, n);
 }
 
+/* Fails every waiter that needs one of blocks [b0, b0+n). */
+static void fail_waiters(struct daemon *d, struct obj *o, uint32_t b0, uint32_t n, int status)
+{
+	for (struct waiter **pp = &o->waiters; *pp;) {
+		struct waiter *w = *pp;
+		struct ring_entry e = { .id = w->id,
+					.handle = w->handle,
+					.off = w->off,
+					.len = w->len,
+					.op = RING_ERROR,
+					.status = status };
+
+		if (!(w->b0 < b0 + n && b0 < w->b1)) {
+			pp = &w->next;
+			continue;
+		}
+		*pp = w->next;
+		w->c->waiting--;
+		if (w->prefetch)
+			w->c->prefetch_bytes -= w->len;
+		conn_complete(d, w->c, &e);
+		free(w);
+	}
+}
+
 void objects_blocks_done(struct daemon *d, struct obj *o, uint32_t b0, uint32_t n,
 			 const uint32_t *crcs)
 {
 	uint64_t added = 0;
+	uint32_t end = b0 + n < o->nblocks ? b0 + n : o->nblocks;
 
-	for (uint32_t i = 0; i < n; i++) {
-		uint32_t b = b0 + i;
-
-		if (b >= o->nblocks)
-			break;
+	for (uint32_t b = b0; b < end; b++)
 		bit_clear(o->inflight, b);
+	if (!o->in_table)
+		return; /* evicted meanwhile: its file is gone, nothing counts */
+	for (uint32_t b = b0; b < end; b++) {
 		if (bit(o->revoking, b))
 			continue; /* about to be punched: these bytes do not count */
-		o->crcs[b] = crcs[i];
+		o->crcs[b] = crcs[b - b0];
 		if (!bit(o->present, b)) {
 			bit_set(o->present, b);
 			o->npresent++;
@@ -870,21 +912,38 @@ void objects_blocks_done(struct daemon *d, struct obj *o, uint32_t b0, uint32_t 
 	d->objs->bytes_cached += added;
 	atomic_fetch_add(&d->st.blocks_fetched, n);
 	atomic_fetch_add(&d->st.bytes_fetched, added);
-	if (!o->in_table)
-		return; /* evicted meanwhile: the bytes are no longer reachable */
 	if (o->npresent == o->nblocks && !whole_object_ok(o)) {
 		log_error("object %s version %s: the crc32c of the whole object does not match the "
-			  "store's; dropping its cached blocks",
+			  "store's; its cached blocks are dropped and reads of it fail",
 			  o->rec.name, o->rec.version);
-		obj_drop_blocks(d, o, 0, o->nblocks);
-	} else {
-		writer_blocks(d, o, b0, n, crcs);
-		if (o->npresent == o->nblocks && (o->rec.flags & META_OBJ_HAS_CRC32C)) {
-			o->rec.flags |= META_OBJ_VERIFIED;
-			writer_put_object(d, &o->rec);
-		}
+		o->bad = true;
+		obj_stop_loading(d, o);
+		fail_waiters(d, o, 0, o->nblocks, -EIO);
+		objects_revoke(d, o, 0, o->nblocks, NULL, NULL);
+		if (o->watches)
+			jobs_failed(d, o, -EIO);
+		return;
 	}
-	wake_waiters(d, o, b0, n);
+	/* Record and announce only what is present now, in runs (revoked blocks are not). */
+	for (uint32_t b = b0; b < end;) {
+		uint32_t e;
+
+		if (!bit(o->present, b)) {
+			b++;
+			continue;
+		}
+		e = b + 1;
+		while (e < end && bit(o->present, e))
+			e++;
+		writer_blocks(d, o, b, e - b, crcs + (b - b0));
+		wake_waiters(d, o, b, e - b);
+		b = e;
+	}
+	if (o->npresent == o->nblocks && (o->rec.flags & META_OBJ_HAS_CRC32C) &&
+	    !(o->rec.flags & META_OBJ_VERIFIED)) {
+		o->rec.flags |= META_OBJ_VERIFIED;
+		writer_put_object(d, &o->rec);
+	}
 	if (o->watches && added)
 		jobs_progress(d, o, added);
 	if (added && d->objs->bytes_cached > evict_limit(d))
@@ -919,33 +978,11 @@ void objects_blocks_failed(struct daemon *d, struct obj *o, uint32_t b0, uint32_
 			 o->rec.name, o->rec.version);
 		o->gone = true;
 	}
+	/* A loading object whose GETs fail is not retried in a loop: readers ask again. */
+	obj_stop_loading(d, o);
 	if (o->watches)
 		jobs_failed(d, o, status);
-	/* Fail every waiter that needs one of these blocks. */
-	for (struct waiter **pp = &o->waiters; *pp;) {
-		struct waiter *w = *pp;
-		bool hit = w->b0 < b0 + n && b0 < w->b1;
-
-		if (!hit) {
-			pp = &w->next;
-			continue;
-		}
-		*pp = w->next;
-		{
-			struct ring_entry e = { .id = w->id,
-						.handle = w->handle,
-						.off = w->off,
-						.len = w->len,
-						.op = RING_ERROR,
-						.status = status };
-
-			w->c->waiting--;
-			if (w->prefetch)
-				w->c->prefetch_bytes -= w->len;
-			conn_complete(d, w->c, &e);
-		}
-		free(w);
-	}
+	fail_waiters(d, o, b0, n, status);
 }
 
 void objects_writeback_failed(struct daemon *d, uint64_t id, uint32_t b, uint32_t n)
@@ -953,8 +990,12 @@ void objects_writeback_failed(struct daemon *d, uint64_t id, uint32_t b, uint32_
 	struct obj *o = objects_find_id(d, id);
 
 	atomic_fetch_add(&d->st.writeback_errors, 1);
-	if (o)
-		obj_drop_blocks(d, o, b, n);
+	/* Linux reports a writeback error once: pages written earlier may be lost too. Take the
+	 * whole object back from the mounts; it is fetched again. */
+	if (o && o->in_table)
+		objects_revoke(d, o, 0, o->nblocks, NULL, NULL);
+	(void)b;
+	(void)n;
 }
 
 /* ---- for eviction and inspect ---- */

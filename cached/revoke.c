@@ -22,6 +22,10 @@ struct revoke_peer {
 };
 
 struct revoke {
+	struct task task; /* punch_run, posted by the writer once the clear is durable */
+	int commit_status;
+	bool committing;
+	struct obj *o; /* reference while committing */
 	struct revoke *next;
 	uint64_t id;
 	uint32_t b0, n;
@@ -41,13 +45,13 @@ static bool range_inflight(const struct obj *o, uint32_t b0, uint32_t n)
 	return false;
 }
 
-/* Punches the range if nothing holds it any more, and finishes the revocation. */
-static void try_finish(struct daemon *d, struct obj *o, struct revoke *r)
+/* Engine, after the writer committed the clear of the range: punches it and finishes. */
+static void punch_run(struct daemon *d, struct task *t)
 {
+	struct revoke *r = (struct revoke *)t;
+	struct obj *o = r->o;
 	uint64_t off = (uint64_t)r->b0 << PROTO_BLOCK_SHIFT, len = 0;
 
-	if (r->npeers || range_inflight(o, r->b0, r->n))
-		return;
 	for (struct revoke **pp = &o->revokes; *pp; pp = &(*pp)->next) {
 		if (*pp == r) {
 			*pp = r->next;
@@ -56,20 +60,42 @@ static void try_finish(struct daemon *d, struct obj *o, struct revoke *r)
 	}
 	for (uint32_t b = r->b0; b < r->b0 + r->n; b++)
 		len += block_bytes(o, b);
-	if (len && fallocate(o->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
-			     (off_t)len) < 0)
+	if (r->commit_status) {
+		/* LMDB may still say present: the bytes must stay where they are. */
+		log_error("not punching %s [%" PRIu64 ", +%" PRIu64
+			  "): its clear did not commit (%s)",
+			  o->rec.name, off, len, strerror(-r->commit_status));
+	} else if (len && fallocate(o->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
+				    (off_t)len) < 0) {
 		log_warn("punching %s [%" PRIu64 ", +%" PRIu64 "): %s", o->rec.name, off, len,
 			 strerror(errno));
+	}
 	for (uint32_t b = r->b0; b < r->b0 + r->n; b++)
 		bit_clear(o->revoking, b);
 	atomic_fetch_add(&d->st.revoked_blocks, r->n);
 	log_debug("revoked and punched %u blocks of %s", r->n, o->rec.name);
 	if (r->done)
 		r->done(d, r->ctx);
+	/* Readers that wanted these blocks meanwhile, and a warm in progress, fetch them again. */
+	obj_reschedule_waiters(d, o);
+	if (o->watches)
+		obj_loading(d, o, r->b0, true);
+	objects_pump(d);
 	free(r->peers);
 	free(r);
-	/* Readers that wanted these blocks meanwhile get them fetched again. */
-	obj_reschedule_waiters(d, o);
+	obj_put(o);
+}
+
+/* Once no mount holds the range and no GET writes into it, waits for the clear to be durable
+ * (a crash must never find LMDB marking a punched block present), then punches. */
+static void try_finish(struct daemon *d, struct obj *o, struct revoke *r)
+{
+	if (r->committing || r->npeers || range_inflight(o, r->b0, r->n))
+		return;
+	r->committing = true;
+	r->o = obj_get(o);
+	r->task.fn = punch_run;
+	writer_barrier(d, &r->task, &r->commit_status);
 }
 
 /* Takes blocks [b0, b0+n) of object o back from every mount and punches them; done(d, ctx)
@@ -150,6 +176,21 @@ void revoke_ack(struct daemon *d, struct conn *c, struct obj *o, const struct ri
 		}
 	}
 	/* An ack nobody waits for (late, or forged): ignored. */
+}
+
+void revoke_handle_gone(struct daemon *d, struct conn *c, uint32_t h, struct obj *o)
+{
+	for (struct revoke *r = o->revokes, *next; r; r = next) {
+		next = r->next;
+		for (size_t i = 0; i < r->npeers;) {
+			if (r->peers[i].c == c && r->peers[i].handle == h) {
+				r->peers[i] = r->peers[--r->npeers];
+				continue;
+			}
+			i++;
+		}
+		try_finish(d, o, r);
+	}
 }
 
 void revoke_fetch_ended(struct daemon *d, struct obj *o)

@@ -79,7 +79,19 @@ static void deliver(struct hfc *c, const uint8_t *buf, size_t n, int *fds, int n
 		pthread_mutex_unlock(&c->lock);
 		for (int i = 0; i < nfds; i++)
 			close(fds[i]);
-		return; /* a reply nobody waits for any more (timed out) */
+		/* A reply nobody waits for any more (timed out). An OPEN that succeeded late holds
+		 * a handle in the daemon: give it back. */
+		if (h->type == (PROTO_OPEN | PROTO_REPLY) && h->status == 0 &&
+		    h->len >= sizeof(struct proto_open_reply)) {
+			struct proto_open_reply rep;
+			struct proto_close pc = { 0 };
+
+			memcpy(&rep, msg_payload(buf), sizeof(rep));
+			pc.handle = rep.handle;
+			msg_send(c->sock, PROTO_CLOSE, 0, 0, 0, &pc, sizeof(pc), NULL, 0,
+				 MSG_DONTWAIT);
+		}
+		return;
 	}
 	if (call->len + h->len > REPLY_MAX) {
 		call->overflow = true;

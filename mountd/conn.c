@@ -159,18 +159,25 @@ static void on_lost(void *ctx)
 {
 	struct conn_ctx *cc = ctx;
 	struct mnt *m = cc->m;
+	bool mine = false;
 
 	pthread_mutex_lock(&m->conn_lock);
 	if (m->hfc == cc->c) {
-		m->hfc = NULL;
-		m->lost = true;
-		if (!atomic_load(&m->stopping))
-			log_warn(
-				"lost the connection to hoardfs-cached; reconnecting (reads wait up to "
-				"%d s)",
-				m->o.read_timeout);
-		pthread_cond_broadcast(&m->conn_cond);
+		mine = true;
+		m->hfc = NULL; /* new calls and submissions wait for the reconnect */
 	}
+	pthread_mutex_unlock(&m->conn_lock);
+	if (!mine)
+		return;
+	/* Before anyone may reconnect and install fresh maps: forget the old ones. */
+	objs_lost(m);
+	pthread_mutex_lock(&m->conn_lock);
+	m->lost = true;
+	if (!atomic_load(&m->stopping))
+		log_warn(
+			"lost the connection to hoardfs-cached; reconnecting (reads wait up to %d s)",
+			m->o.read_timeout);
+	pthread_cond_broadcast(&m->conn_cond);
 	pthread_mutex_unlock(&m->conn_lock);
 }
 

@@ -81,6 +81,14 @@ struct mnt {
 	struct fetch_ent **fetch_tab; /* outstanding ring entries by id */
 	uint64_t next_id;
 	uint32_t outstanding;
+	uint32_t unsent; /* entries that did not fit in the ring yet */
+#define MAX_ACKS 64
+	struct ring_entry acks[MAX_ACKS]; /* REVOKE_ACKs waiting for room in the ring */
+	uint32_t ack_gens[MAX_ACKS];
+	int nacks;
+	struct ring_entry early[MAX_ACKS]; /* REVOKEs for handles whose OPEN is still arriving */
+	uint32_t early_gens[MAX_ACKS];
+	int nearly;
 	pthread_t timer_thr;
 	bool timer_started;
 
@@ -129,6 +137,8 @@ void objs_release(struct mnt *m, struct mobj *o);
 void objs_read(struct mnt *m, struct mobj *o, void *req, uint64_t off, size_t size);
 /* Completions from the daemon (client receive thread). */
 void objs_complete(struct mnt *m, const struct ring_entry *e);
+/* The connection died: forget every presence bit (hits wait for the reconnect). */
+void objs_lost(struct mnt *m);
 /* After a reconnect: reopen every object and resubmit what was in flight. */
 void objs_reconnected(struct mnt *m);
 uint64_t objs_size(const struct mobj *o);

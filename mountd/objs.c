@@ -21,6 +21,7 @@
 struct fetch_ent {
 	struct fetch_ent *next; /* fetch_tab chain */
 	uint64_t id;
+	bool unsent; /* the ring was full: resend it (resubmit_unsent) */
 	struct mobj *o;
 	uint32_t b0, n;
 	bool prefetch;
@@ -101,6 +102,8 @@ static struct fetch_ent *fe_take(struct mnt *m, uint64_t id)
 		if (f->id == id) {
 			*pp = f->next;
 			m->outstanding--;
+			if (f->unsent)
+				m->unsent--;
 			return f;
 		}
 	}
@@ -155,17 +158,57 @@ static void fe_entry(const struct fetch_ent *f, struct ring_entry *e)
 
 /* Submits entries built under rlock (called without it). A full ring is retried briefly; a lost
  * connection leaves the entries in the table for objs_reconnected() to resubmit. */
-static void submit_all(struct mnt *m, struct ring_entry *es, uint32_t *gens, int n)
+/* Submits entries built under rlock (called without it). A full ring is retried for a moment
+ * by FUSE threads (`wait`), never by the receive thread; what still does not fit stays in the
+ * table marked unsent and goes out when completions make room (resubmit_unsent). A lost
+ * connection leaves entries in the table for objs_reconnected(). */
+static void submit_all(struct mnt *m, struct ring_entry *es, uint32_t *gens, int n, bool wait)
 {
 	for (int i = 0; i < n; i++) {
 		int rc, spins = 0;
 
-		while ((rc = conn_submit(m, &es[i], gens[i])) == -EAGAIN && spins++ < 2000)
-			usleep(500);
-		if (rc && rc != -ENOTCONN)
+		while ((rc = conn_submit(m, &es[i], gens[i])) == -EAGAIN && wait && spins++ < 20)
+			usleep(250);
+		if (rc == -EAGAIN) {
+			struct fetch_ent *f;
+
+			pthread_mutex_lock(&m->rlock);
+			f = fe_find(m, es[i].id);
+			if (f && !f->unsent) {
+				f->unsent = true;
+				m->unsent++;
+			}
+			pthread_mutex_unlock(&m->rlock);
+		} else if (rc && rc != -ENOTCONN) {
 			log_warn("submitting a read to the daemon failed: %s", strerror(-rc));
+		}
 	}
 }
+
+/* Sends entries that did not fit in the ring earlier (any thread, without rlock). */
+static void resubmit_unsent(struct mnt *m)
+{
+	struct ring_entry es[64];
+	uint32_t gens[64];
+	int n = 0;
+
+	pthread_mutex_lock(&m->rlock);
+	for (size_t i = 0; m->unsent && i < FETCH_TAB && n < 64; i++) {
+		for (struct fetch_ent *f = m->fetch_tab[i]; f && n < 64; f = f->next) {
+			if (!f->unsent)
+				continue;
+			f->unsent = false;
+			m->unsent--;
+			fe_entry(f, &es[n]);
+			gens[n++] = f->o->gen;
+		}
+	}
+	pthread_mutex_unlock(&m->rlock);
+	submit_all(m, es, gens, n, false);
+}
+
+static void clear_range(struct mobj *o, uint64_t off, uint64_t len);
+static void reopen_one(struct mnt *m, struct mobj *o);
 
 /* ---- open / release ---- */
 
@@ -224,7 +267,15 @@ int objs_open(struct mnt *m, const char *path, const char *version, uint64_t siz
 	o->gen = gen;
 	o->fd = fd;
 	o->refs = 1;
-	pthread_rwlock_init(&o->rw, NULL);
+	{
+		pthread_rwlockattr_t ra;
+
+		/* Writers first: a REVOKE must not starve behind a stream of readers. */
+		pthread_rwlockattr_init(&ra);
+		pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+		pthread_rwlock_init(&o->rw, &ra);
+		pthread_rwlockattr_destroy(&ra);
+	}
 	memcpy((void *)o->present, bitmap, maplen - 1);
 	free(bitmap);
 	pthread_mutex_lock(&m->rlock);
@@ -232,7 +283,29 @@ int objs_open(struct mnt *m, const char *path, const char *version, uint64_t siz
 	if (m->objs)
 		m->objs->prev = o;
 	m->objs = o;
+	/* REVOKEs that arrived before this OPEN's reply was installed apply now (acked already). */
+	for (int i = 0; i < m->nearly;) {
+		if (m->early[i].handle == o->handle && m->early_gens[i] == o->gen) {
+			struct ring_entry e = m->early[i];
+
+			m->early[i] = m->early[--m->nearly];
+			m->early_gens[i] = m->early_gens[m->nearly];
+			pthread_mutex_unlock(&m->rlock);
+			clear_range(o, e.off, e.len);
+			pthread_mutex_lock(&m->rlock);
+			continue;
+		}
+		i++;
+	}
 	pthread_mutex_unlock(&m->rlock);
+	pthread_mutex_lock(&m->conn_lock);
+	if (m->conn_gen != gen) {
+		/* The connection changed while the OPEN was answered: reopen on the new one. */
+		pthread_mutex_unlock(&m->conn_lock);
+		reopen_one(m, o);
+	} else {
+		pthread_mutex_unlock(&m->conn_lock);
+	}
 	*out = o;
 	return 0;
 }
@@ -258,6 +331,8 @@ void objs_release(struct mnt *m, struct mobj *o)
 
 				*pp = f->next;
 				m->outstanding--;
+				if (f->unsent)
+					m->unsent--;
 				free(f);
 			} else {
 				pp = &(*pp)->next;
@@ -390,7 +465,18 @@ static int plan_prefetch(struct mnt *m, struct mobj *o, uint32_t b0, uint32_t b1
 	return n;
 }
 
+static void read_dl(struct mnt *m, struct mobj *o, void *req, uint64_t off, size_t size,
+		    uint64_t deadline);
+
 void objs_read(struct mnt *m, struct mobj *o, void *req, uint64_t off, size_t size)
+{
+	read_dl(m, o, req, off, size, 0);
+}
+
+/* objs_read with the read's deadline (0: from now); a read sent back here after a revocation
+ * keeps the deadline it had. */
+static void read_dl(struct mnt *m, struct mobj *o, void *req, uint64_t off, size_t size,
+		    uint64_t deadline)
 {
 	struct ring_entry es[16];
 	uint32_t gens[16], b0, b1, b;
@@ -416,11 +502,11 @@ void objs_read(struct mnt *m, struct mobj *o, void *req, uint64_t off, size_t si
 		if (reply_present(m, o, req, off, len)) {
 			atomic_fetch_add(&m->hits, 1);
 			atomic_fetch_add(&m->hit_bytes, len);
-			submit_all(m, es, gens, n);
+			submit_all(m, es, gens, n, true);
 			return;
 		}
 		/* Revoked between the check and the reply: a miss after all. */
-		submit_all(m, es, gens, n);
+		submit_all(m, es, gens, n, true);
 		n = 0;
 	}
 	atomic_fetch_add(&m->misses, 1);
@@ -436,7 +522,7 @@ void objs_read(struct mnt *m, struct mobj *o, void *req, uint64_t off, size_t si
 	p->len = len;
 	p->b0 = b0;
 	p->b1 = b1;
-	p->deadline = mono_ms() + (uint64_t)m->o.read_timeout * 1000;
+	p->deadline = deadline ? deadline : mono_ms() + (uint64_t)m->o.read_timeout * 1000;
 	pthread_mutex_lock(&m->rlock);
 	if (o->broken) {
 		pthread_mutex_unlock(&m->rlock);
@@ -450,7 +536,7 @@ void objs_read(struct mnt *m, struct mobj *o, void *req, uint64_t off, size_t si
 	n = request_missing(m, o, b0, b1, es, gens, 8);
 	n += plan_prefetch(m, o, b0, b1, es + n, gens + n, 16 - n);
 	pthread_mutex_unlock(&m->rlock);
-	submit_all(m, es, gens, n);
+	submit_all(m, es, gens, n, true);
 	/* If the blocks became present between the check and the registration, the completion
 	 * that made them present has already run: answer now. */
 	objs_complete(m, NULL);
@@ -492,7 +578,7 @@ static void answer(struct mnt *m, struct pending *ready, struct pending *failed)
 
 		ready = p->next;
 		if (!reply_present(m, p->o, p->req, p->off, p->len))
-			objs_read(m, p->o, p->req, p->off, p->len);
+			read_dl(m, p->o, p->req, p->off, p->len, p->deadline);
 		free(p);
 	}
 	while (failed) {
@@ -507,6 +593,57 @@ static void answer(struct mnt *m, struct pending *ready, struct pending *failed)
 
 /* The daemon takes blocks back before punching them: drop them from the presence map (waiting
  * for replies that read them), acknowledge, and ask again for what pending reads still need. */
+static void send_ack(struct mnt *m, const struct ring_entry *ack, uint32_t gen)
+{
+	int rc, spins = 0;
+
+	while ((rc = conn_submit(m, ack, gen)) == -EAGAIN && spins++ < 100)
+		usleep(1000);
+	if (rc == -EAGAIN) {
+		/* Still full: the timer thread sends it (the daemon waits 10 s for it). */
+		pthread_mutex_lock(&m->rlock);
+		if (m->nacks < MAX_ACKS) {
+			m->acks[m->nacks] = *ack;
+			m->ack_gens[m->nacks++] = gen;
+		}
+		pthread_mutex_unlock(&m->rlock);
+	}
+}
+
+static void resend_acks(struct mnt *m)
+{
+	struct ring_entry acks[MAX_ACKS];
+	uint32_t gens[MAX_ACKS];
+	int n;
+
+	pthread_mutex_lock(&m->rlock);
+	n = m->nacks;
+	memcpy(acks, m->acks, (size_t)n * sizeof(acks[0]));
+	memcpy(gens, m->ack_gens, (size_t)n * sizeof(gens[0]));
+	m->nacks = 0;
+	pthread_mutex_unlock(&m->rlock);
+	for (int i = 0; i < n; i++)
+		send_ack(m, &acks[i], gens[i]);
+}
+
+/* Clears [off, off+len) of o's presence under its write lock (no reply reads it afterwards). */
+static void clear_range(struct mobj *o, uint64_t off, uint64_t len)
+{
+	if (len == 0 || off >= o->size)
+		return;
+	if (len > o->size - off)
+		len = o->size - off;
+	pthread_rwlock_wrlock(&o->rw);
+	for (uint32_t b = (uint32_t)(off >> PROTO_BLOCK_SHIFT);
+	     b <= (uint32_t)((off + len - 1) >> PROTO_BLOCK_SHIFT); b++)
+		atomic_fetch_and(&o->present[b >> 3], (uint8_t) ~(1u << (b & 7)));
+	pthread_rwlock_unlock(&o->rw);
+}
+
+/* The daemon takes blocks back before punching them: drop them from the presence map (waiting
+ * for replies that read them), acknowledge, and ask again for what pending reads still need.
+ * A REVOKE for a handle whose OPEN reply is still on its way is kept and applied when the OPEN
+ * installs it; the ack is sent at once in every case. */
 static void take_back(struct mnt *m, const struct ring_entry *e)
 {
 	struct ring_entry ack = { .id = e->id,
@@ -515,36 +652,36 @@ static void take_back(struct mnt *m, const struct ring_entry *e)
 				  .handle = e->handle,
 				  .op = RING_REVOKE_ACK };
 	struct ring_entry es[16];
-	uint32_t gens[16], gen = 0;
+	uint32_t gens[16], gen;
 	struct mobj *o;
 	int n = 0;
 
+	pthread_mutex_lock(&m->conn_lock);
+	gen = m->conn_gen; /* the ring this came on belongs to the current registration */
+	pthread_mutex_unlock(&m->conn_lock);
 	pthread_mutex_lock(&m->rlock);
 	for (o = m->objs; o; o = o->next) {
-		if (o->handle == e->handle && !o->broken)
+		if (o->handle == e->handle && o->gen == gen && !o->broken)
 			break;
 	}
-	if (o)
+	if (o) {
 		o->refs++;
-	pthread_mutex_unlock(&m->rlock);
-	if (!o || e->len == 0 || e->off >= o->size || e->len > o->size - e->off) {
-		if (o)
-			objs_release(m, o);
-		return;
+	} else if (m->nearly < MAX_ACKS) {
+		m->early[m->nearly] = *e;
+		m->early_gens[m->nearly++] = gen;
 	}
-	pthread_rwlock_wrlock(&o->rw);
-	for (uint32_t b = (uint32_t)(e->off >> PROTO_BLOCK_SHIFT);
-	     b <= (uint32_t)((e->off + e->len - 1) >> PROTO_BLOCK_SHIFT); b++)
-		atomic_fetch_and(&o->present[b >> 3], (uint8_t) ~(1u << (b & 7)));
-	gen = o->gen;
-	pthread_rwlock_unlock(&o->rw);
-	pthread_mutex_lock(&m->rlock);
-	for (struct pending *p = o->pending; p && n < 8; p = p->next)
-		n += request_missing(m, o, p->b0, p->b1, es + n, gens + n, 16 - n);
 	pthread_mutex_unlock(&m->rlock);
-	submit_all(m, es, gens, n);
-	submit_all(m, &ack, &gen, 1);
-	objs_release(m, o);
+	if (o) {
+		clear_range(o, e->off, e->len);
+		pthread_mutex_lock(&m->rlock);
+		for (struct pending *p = o->pending; p && n < 8; p = p->next)
+			n += request_missing(m, o, p->b0, p->b1, es + n, gens + n, 16 - n);
+		pthread_mutex_unlock(&m->rlock);
+		submit_all(m, es, gens, n, false);
+	}
+	send_ack(m, &ack, gen);
+	if (o)
+		objs_release(m, o);
 }
 
 void objs_complete(struct mnt *m, const struct ring_entry *e)
@@ -614,6 +751,8 @@ void objs_complete(struct mnt *m, const struct ring_entry *e)
 	}
 	pthread_mutex_unlock(&m->rlock);
 	answer(m, ready, failed);
+	if (m->unsent)
+		resubmit_unsent(m); /* completions made room in the ring */
 }
 
 /* ---- timeouts and reconnects ---- */
@@ -659,6 +798,10 @@ static void *timer_main(void *arg)
 		usleep(250000);
 		fail_expired(m);
 		conn_publish_stats(m);
+		if (m->nacks)
+			resend_acks(m);
+		if (m->unsent)
+			resubmit_unsent(m);
 	}
 	return NULL;
 }
@@ -669,6 +812,74 @@ int objs_start_timer(struct mnt *m)
 
 	m->timer_started = rc == 0;
 	return rc;
+}
+
+/* Reopens o on the current connection: new handle, descriptor and presence map, swapped under
+ * the object's write lock (the new daemon may hold the object in another file, or in a fresh
+ * one if its record was never committed, so nothing of the old map is trusted). */
+static void reopen_one(struct mnt *m, struct mobj *o)
+{
+	struct proto_open_reply rep;
+	uint8_t *bitmap = NULL;
+	uint32_t gen = 0;
+	int fd = -1, rc = conn_call_open(m, o->path, o->version, o->size, &rep, &bitmap, &fd, &gen);
+
+	pthread_rwlock_wrlock(&o->rw);
+	pthread_mutex_lock(&m->rlock);
+	if (rc) {
+		log_error("cannot reopen %s after reconnecting: %s; its reads fail", o->path,
+			  strerror(-rc));
+		o->broken = true;
+		memset((void *)o->present, 0, (o->nblocks + 7) / 8);
+	} else {
+		close(o->fd);
+		o->fd = fd;
+		o->handle = rep.handle;
+		o->gen = gen;
+		for (uint32_t b = 0; b < o->nblocks; b++) {
+			if (bitmap[b >> 3] & (1u << (b & 7)))
+				set_present(o, b);
+			else
+				atomic_fetch_and(&o->present[b >> 3], (uint8_t) ~(1u << (b & 7)));
+		}
+		free(bitmap);
+	}
+	pthread_mutex_unlock(&m->rlock);
+	pthread_rwlock_unlock(&o->rw);
+}
+
+/* The connection is gone (on its receive thread): no reply may trust the presence map any more
+ * (the daemon may punch what it revoked from a mount it dropped). Hits become misses that wait
+ * for the reconnect. */
+void objs_lost(struct mnt *m)
+{
+	struct mobj **list = NULL;
+	size_t n = 0, cap = 0;
+
+	pthread_mutex_lock(&m->rlock);
+	for (struct mobj *o = m->objs; o; o = o->next) {
+		if (n == cap) {
+			size_t nc = cap ? cap * 2 : 16;
+			struct mobj **nl = realloc(list, nc * sizeof(*nl));
+
+			if (!nl)
+				break;
+			list = nl;
+			cap = nc;
+		}
+		o->refs++;
+		list[n++] = o;
+	}
+	pthread_mutex_unlock(&m->rlock);
+	for (size_t i = 0; i < n; i++) {
+		/* The write lock waits for replies in progress; the lock order is rw, then rlock.
+		 */
+		pthread_rwlock_wrlock(&list[i]->rw);
+		memset((void *)list[i]->present, 0, (list[i]->nblocks + 7) / 8);
+		pthread_rwlock_unlock(&list[i]->rw);
+		objs_release(m, list[i]);
+	}
+	free(list);
 }
 
 void objs_reconnected(struct mnt *m)
@@ -692,40 +903,8 @@ void objs_reconnected(struct mnt *m)
 		list[n++] = o;
 	}
 	pthread_mutex_unlock(&m->rlock);
-	for (size_t i = 0; i < n; i++) {
-		struct mobj *o = list[i];
-		struct proto_open_reply rep;
-		uint8_t *bitmap = NULL;
-		uint32_t gen = 0;
-		int fd = -1,
-		    rc = conn_call_open(m, o->path, o->version, o->size, &rep, &bitmap, &fd, &gen);
-
-		/* No reply may read the old file while it is swapped (the new daemon may hold the
-		 * object in another file, or in a fresh one if its record was never committed). */
-		pthread_rwlock_wrlock(&o->rw);
-		pthread_mutex_lock(&m->rlock);
-		if (rc) {
-			log_error("cannot reopen %s after reconnecting: %s; its reads fail",
-				  o->path, strerror(-rc));
-			o->broken = true;
-		} else {
-			close(o->fd);
-			o->fd = fd;
-			o->handle = rep.handle;
-			o->gen = gen;
-			/* What counts now is what the new daemon has committed. */
-			for (uint32_t b = 0; b < o->nblocks; b++) {
-				if (bitmap[b >> 3] & (1u << (b & 7)))
-					set_present(o, b);
-				else
-					atomic_fetch_and(&o->present[b >> 3],
-							 (uint8_t) ~(1u << (b & 7)));
-			}
-			free(bitmap);
-		}
-		pthread_mutex_unlock(&m->rlock);
-		pthread_rwlock_unlock(&o->rw);
-	}
+	for (size_t i = 0; i < n; i++)
+		reopen_one(m, list[i]);
 	/* 2. resubmit everything still outstanding on the new connection */
 	{
 		struct ring_entry *es = NULL;
@@ -755,7 +934,7 @@ void objs_reconnected(struct mnt *m)
 		}
 		pthread_mutex_unlock(&m->rlock);
 		if (es && gens)
-			submit_all(m, es, gens, k);
+			submit_all(m, es, gens, k, true);
 		else
 			log_error("out of memory resubmitting reads after a reconnect");
 		free(es);
