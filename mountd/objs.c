@@ -15,7 +15,8 @@
 #define FETCH_TAB	4096
 #define PREFETCH_WINDOW (64u << 20) /* how far ahead of a sequential reader to ask for */
 #define PREFETCH_CHUNK	(16u << 20)
-#define SEQ_TRIGGER	4 /* sequential block reads before the mount asks for read-ahead */
+#define SEQ_TRIGGER	4 /* blocks of a sequential stream before the mount asks for read-ahead */
+#define STREAMS		8 /* sequential streams tracked per object */
 
 /* One ring entry in flight: blocks [b0, b0+n) of o. */
 struct fetch_ent {
@@ -57,8 +58,12 @@ struct mobj {
 	/* A FETCH asks for this block (rlock). Demand reads wait only on FETCHes: a PREFETCH is a
 	 * hint the daemon may serve late, or refuse (EBUSY), so a read never relies on one. */
 	uint8_t *demanded;
-	uint8_t *touched; /* blocks read at least once (rlock) */
-	uint32_t seq_hits;
+	/* Recent sequential streams of reads, by any handle or thread (rlock): where each ended and
+	 * how long it ran, in blocks. Random readers never build one. */
+	uint32_t stream_end[STREAMS];
+	uint32_t stream_len[STREAMS];
+	uint32_t stream_next;
+	bool sequential;  /* some stream reached SEQ_TRIGGER blocks */
 	uint32_t pf_upto; /* blocks below this were already asked for as read-ahead */
 	struct pending *pending;
 };
@@ -246,8 +251,7 @@ int objs_open(struct mnt *m, const char *path, const char *version, uint64_t siz
 	o = calloc(1, sizeof(*o));
 	maplen = ((size_t)rep.nblocks + 7) / 8 + 1;
 	if (!o || !(o->path = strdup(path)) || !(o->present = calloc(1, maplen)) ||
-	    !(o->requested = calloc(1, maplen)) || !(o->demanded = calloc(1, maplen)) ||
-	    !(o->touched = calloc(1, maplen))) {
+	    !(o->requested = calloc(1, maplen)) || !(o->demanded = calloc(1, maplen))) {
 		if (o) {
 			free(o->path);
 			free((void *)o->present);
@@ -347,7 +351,6 @@ void objs_release(struct mnt *m, struct mobj *o)
 	free((void *)o->present);
 	free(o->requested);
 	free(o->demanded);
-	free(o->touched);
 	free(o);
 }
 
@@ -421,6 +424,28 @@ static int request_missing(struct mnt *m, struct mobj *o, uint32_t b0, uint32_t 
 /* Read-ahead for sequential readers (rlock held): ask for the next window of absent blocks.
  * Covering is tracked per object, whatever handle or thread reads, so loaders that read one
  * file with many threads or through mmap count as sequential. */
+/* A read of blocks [b0, b1) that starts where a recent stream ended (or overlaps its last two
+ * blocks: read-ahead windows overlap) extends it; anything else starts a new stream in the
+ * oldest slot. Returns whether this stream is long enough to call the object sequential. */
+static bool note_stream(struct mobj *o, uint32_t b0, uint32_t b1)
+{
+	for (int i = 0; i < STREAMS; i++) {
+		uint32_t end = o->stream_end[i];
+
+		if (!o->stream_len[i] || b0 + 2 < end || b0 > end)
+			continue;
+		if (b1 > end) {
+			o->stream_len[i] += b1 - (b0 > end ? b0 : end);
+			o->stream_end[i] = b1;
+		}
+		return o->stream_len[i] >= SEQ_TRIGGER;
+	}
+	o->stream_end[o->stream_next] = b1;
+	o->stream_len[o->stream_next] = b1 - b0;
+	o->stream_next = (o->stream_next + 1) % STREAMS;
+	return false;
+}
+
 static int plan_prefetch(struct mnt *m, struct mobj *o, uint32_t b0, uint32_t b1,
 			 struct ring_entry *es, uint32_t *gens, int max)
 {
@@ -429,14 +454,9 @@ static int plan_prefetch(struct mnt *m, struct mobj *o, uint32_t b0, uint32_t b1
 	uint32_t from, to;
 	int n = 0;
 
-	for (uint32_t b = b0; b < b1; b++) {
-		if (!bit(o->touched, b)) {
-			bit_set(o->touched, b, true);
-			if (b == 0 || bit(o->touched, b - 1))
-				o->seq_hits++;
-		}
-	}
-	if (o->seq_hits < SEQ_TRIGGER || o->broken || m->outstanding > m->reg.max_inflight / 2)
+	if (note_stream(o, b0, b1))
+		o->sequential = true;
+	if (!o->sequential || o->broken || m->outstanding > m->reg.max_inflight / 2)
 		return 0;
 	from = b1 > o->pf_upto ? b1 : o->pf_upto;
 	to = b1 + win < o->nblocks ? b1 + win : o->nblocks;
@@ -495,7 +515,7 @@ static void read_dl(struct mnt *m, struct mobj *o, void *req, uint64_t off, size
 		;
 	if (b == b1) {
 		pthread_mutex_lock(&m->rlock);
-		if (o->seq_hits < SEQ_TRIGGER || b1 + 4 > o->pf_upto)
+		if (!o->sequential || b1 + 4 > o->pf_upto)
 			n = plan_prefetch(m, o, b0, b1, es, gens, 16);
 		pthread_mutex_unlock(&m->rlock);
 		/* A hit: straight from the cache file, no daemon round trip. */
