@@ -492,10 +492,13 @@ int main(int argc, char **argv)
 	defaults(&d->cfg);
 	o.cfg = &d->cfg;
 	rc = parse_args(argc, argv, &o);
-	if (rc)
+	if (rc) {
+		free(d);
 		return rc;
+	}
 	if (strlen(d->cfg.cache_dir) > PATH_MAX - 64) {
 		fprintf(stderr, "hoardfs-cached: cache directory path too long\n");
+		free(d);
 		return 2;
 	}
 	if (!o.socket_set)
@@ -508,12 +511,12 @@ int main(int argc, char **argv)
 	d->lock_fd = d->objects_dirfd = d->listen_fd = -1;
 	d->epfd = d->task_efd = d->timer_fd = d->signal_fd = -1;
 	if (prepare_cache_dir(d))
-		return 1;
+		goto out;
 	if (!d->cfg.foreground) {
 		rc = detach(&notify_fd);
 		if (rc) {
 			fprintf(stderr, "hoardfs-cached: cannot detach: %s\n", strerror(-rc));
-			return 1;
+			goto out;
 		}
 		/* The lock travels with the descriptor: flock locks belong to the open file. */
 	}

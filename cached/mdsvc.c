@@ -580,8 +580,10 @@ static void do_open(struct daemon *d, struct http_client *hc, struct md_job *j)
 		memcpy(so->md5, rec->md5, 16);
 		snprintf(so->version, sizeof(so->version), "%s", rec->version);
 	} else {
-		/* Not in the listing: ask the store directly. */
-		rc = store_stat(j->mm.bk->store, hc, so->name, so);
+		/* Not in the listing: ask the store directly. store_stat() clears its output first,
+		 * so the name it is given must not live inside it. */
+		memcpy(e->name, so->name, strlen(so->name) + 1);
+		rc = store_stat(j->mm.bk->store, hc, e->name, so);
 		if (rc)
 			goto fail;
 		if (strcmp(so->version, po.version) != 0 || so->size != po.size) {
@@ -666,7 +668,8 @@ int mdsvc_bucket(struct daemon *d, uid_t uid, pid_t pid, const struct bucket_url
 static void do_register(struct daemon *d, struct http_client *hc, struct md_job *j)
 {
 	const struct proto_hdr *h = msg_hdr(j->msg);
-	struct proto_register *reg = malloc(sizeof(*reg));
+	/* Zeroed: the failure path logs reg->url, also when no payload was copied into it. */
+	struct proto_register *reg = calloc(1, sizeof(*reg));
 	struct bucket_url bu;
 	struct md_mount mm = { 0 };
 	uid_t uid = conn_uid(j->c);

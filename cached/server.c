@@ -99,10 +99,14 @@ int conn_reply(struct conn *c, uint16_t type, uint32_t seq, int32_t status, cons
 	return conn_replyv(c, type, 0, seq, status, &v, len ? 1 : 0, fds, nfds);
 }
 
+/*
+ * Marks a connection dead and stops listening to it. Its teardown (handles, waiters, the engine's
+ * reference) waits for conn_reap() at the end of the engine loop's iteration: a drop happens deep
+ * inside callers that still hold pointers to the connection, its waiters or its handles
+ * (ring_readable's loop, wake_waiters, the revoke loop, later events of the same epoll batch).
+ */
 static void conn_drop(struct daemon *d, struct conn *c, const char *why)
 {
-	struct conn **pp;
-
 	if (atomic_exchange(&c->dead, true))
 		return;
 	if (c->registered || why)
@@ -112,27 +116,36 @@ static void conn_drop(struct daemon *d, struct conn *c, const char *why)
 	if (c->sub_efd >= 0)
 		epoll_ctl(d->epfd, EPOLL_CTL_DEL, c->sub_efd, NULL);
 	shutdown(c->fd, SHUT_RDWR);
-	if (c->registered) {
-		ring_read_stats(c->ring, &c->mstats);
-		d->gone_stats.hits += c->mstats.hits;
-		d->gone_stats.hit_bytes += c->mstats.hit_bytes;
-		d->gone_stats.misses += c->mstats.misses;
-		d->gone_stats.miss_bytes += c->mstats.miss_bytes;
-		objects_conn_gone(d, c);
-		bucket_put(d, c->mm.bk);
-		c->mm.bk = NULL;
-		d->nmounts--;
-		atomic_store(&d->nmounts_pub, d->nmounts);
-		if (d->nmounts == 0)
-			d->idle_since = daemon_now();
-	}
-	for (pp = &d->conns; *pp; pp = &(*pp)->next) {
-		if (*pp == c) {
-			*pp = c->next;
-			break;
+}
+
+/* Tears down the connections conn_drop() marked dead (engine thread, between loop iterations,
+ * when nothing up the stack points into them). */
+static void conn_reap(struct daemon *d)
+{
+	for (struct conn **pp = &d->conns; *pp;) {
+		struct conn *c = *pp;
+
+		if (!atomic_load(&c->dead)) {
+			pp = &c->next;
+			continue;
 		}
+		*pp = c->next;
+		if (c->registered) {
+			ring_read_stats(c->ring, &c->mstats);
+			d->gone_stats.hits += c->mstats.hits;
+			d->gone_stats.hit_bytes += c->mstats.hit_bytes;
+			d->gone_stats.misses += c->mstats.misses;
+			d->gone_stats.miss_bytes += c->mstats.miss_bytes;
+			objects_conn_gone(d, c);
+			bucket_put(d, c->mm.bk);
+			c->mm.bk = NULL;
+			d->nmounts--;
+			atomic_store(&d->nmounts_pub, d->nmounts);
+			if (d->nmounts == 0)
+				d->idle_since = daemon_now();
+		}
+		conn_put(c);
 	}
-	conn_put(c);
 }
 
 /* ---- completions ---- */
@@ -205,7 +218,7 @@ static void notify_conns(struct daemon *d)
 	uint64_t one = 1;
 
 	for (struct conn *c = d->conns; c; c = c->next) {
-		if (c->notify && c->comp_efd >= 0) {
+		if (c->notify && c->comp_efd >= 0 && !atomic_load(&c->dead)) {
 			c->notify = false;
 			if (write(c->comp_efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 				log_debug("eventfd write: %s", strerror(errno));
@@ -714,7 +727,7 @@ static void on_tick(struct daemon *d)
 		log_debug("timerfd read: %s", strerror(errno));
 	for (struct conn *c = d->conns, *next; c; c = next) {
 		next = c->next;
-		if (c->nbacklog && !backlog_flush(c))
+		if (c->nbacklog && !atomic_load(&c->dead) && !backlog_flush(c))
 			conn_drop(d, c, "corrupted its ring; disconnected");
 	}
 	if (now - d->last_slow_tick >= 250) {
@@ -786,14 +799,16 @@ int engine_run(struct daemon *d)
 			}
 		}
 		notify_conns(d);
+		conn_reap(d);
 	}
 	return 0;
 }
 
 void engine_fini(struct daemon *d)
 {
-	while (d->conns)
-		conn_drop(d, d->conns, NULL);
+	for (struct conn *c = d->conns; c; c = c->next)
+		conn_drop(d, c, NULL);
+	conn_reap(d);
 	run_tasks(d); /* late registrations and events only release references now */
 	if (d->listen_fd >= 0) {
 		close(d->listen_fd);
