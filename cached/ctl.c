@@ -131,6 +131,7 @@ json_object *ctl_stats_json(struct daemon *d)
 	add_u64(j, "commit_blocks", atomic_load(&s->commit_blocks));
 	add_u64(j, "writeback_errors", atomic_load(&s->writeback_errors));
 	add_u64(j, "mounts_total", atomic_load(&s->mounts_total));
+	add_u64(j, "mounts_disconnected", atomic_load(&s->mounts_disconnected));
 	add_u64(j, "mounts", (uint64_t)atomic_load(&d->nmounts_pub));
 	add_u64(j, "fetches_inflight", (uint64_t)fetch_inflight(d));
 	add_u64(j, "bytes_cached", objects_bytes_cached(d));
@@ -172,6 +173,7 @@ static const struct {
 	{ "commit_blocks", false, "Blocks made durable by group commits" },
 	{ "writeback_errors", false, "Blocks dropped because fdatasync failed" },
 	{ "mounts_total", false, "Mount registrations" },
+	{ "mounts_disconnected", false, "Connections the daemon dropped for misbehaving" },
 	{ "mounts", true, "Mounts connected" },
 	{ "fetches_inflight", true, "GETs in flight" },
 	{ "bytes_cached", true, "Bytes of verified blocks in the cache" },

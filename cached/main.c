@@ -60,6 +60,8 @@ static void usage(FILE *f)
 
 struct opts {
 	struct daemon_config *cfg;
+	const char *config_path; /* while reading the config file: for error lines */
+	int config_line;
 	char log_file[PATH_MAX];
 	bool cache_dir_set;
 	bool socket_set;
@@ -71,8 +73,8 @@ static int set_int(const char *key, const char *v, long min, long max, int *out)
 	int64_t n;
 
 	if (num_parse_i64(v, &n) || n < min || n > max) {
-		fprintf(stderr, "hoardfs-cached: --%s: '%s' is not a number in [%ld, %ld]\n", key,
-			v, min, max);
+		fprintf(stderr, "hoardfs-cached: %s: '%s' is not a number in [%ld, %ld]\n", key, v,
+			min, max);
 		return -EINVAL;
 	}
 	*out = (int)n;
@@ -84,7 +86,7 @@ static int set_size(const char *key, const char *v, uint64_t min, uint64_t *out)
 	uint64_t n;
 
 	if (num_parse_size(v, &n) || n < min) {
-		fprintf(stderr, "hoardfs-cached: --%s: '%s' is not a size (like 512M, 100G)\n", key,
+		fprintf(stderr, "hoardfs-cached: %s: '%s' is not a size (like 512M, 100G)\n", key,
 			v);
 		return -EINVAL;
 	}
@@ -95,7 +97,7 @@ static int set_size(const char *key, const char *v, uint64_t min, uint64_t *out)
 static int set_str(const char *key, const char *v, char *out, size_t outsz)
 {
 	if (strlen(v) >= outsz) {
-		fprintf(stderr, "hoardfs-cached: --%s: value too long\n", key);
+		fprintf(stderr, "hoardfs-cached: %s: value too long\n", key);
 		return -ENAMETOOLONG;
 	}
 	memcpy(out, v, strlen(v) + 1);
@@ -105,51 +107,60 @@ static int set_str(const char *key, const char *v, char *out, size_t outsz)
 /* Applies one setting (from the command line or the config file). */
 static int apply(struct opts *o, const char *key, const char *v)
 {
+	char shown[PATH_MAX + 128];
+
+	/* How errors name the setting: "--key", or "FILE:LINE: key" from the config file. */
+	if (o->config_path)
+		snprintf(shown, sizeof(shown), "%s:%d: %s", o->config_path, o->config_line, key);
+	else
+		snprintf(shown, sizeof(shown), "--%s", key);
 	struct daemon_config *c = o->cfg;
 	int tmp, rc;
 
 	if (strcmp(key, "cache-dir") == 0) {
 		o->cache_dir_set = true;
-		return set_str(key, v, c->cache_dir, sizeof(c->cache_dir));
+		return set_str(shown, v, c->cache_dir, sizeof(c->cache_dir));
 	}
 	if (strcmp(key, "socket") == 0) {
 		o->socket_set = true;
-		return set_str(key, v, c->socket_path, sizeof(c->socket_path));
+		return set_str(shown, v, c->socket_path, sizeof(c->socket_path));
 	}
 	if (strcmp(key, "cache-size") == 0)
-		return set_size(key, v, 1 << 20, &c->cache_size);
+		return set_size(shown, v, 1 << 20, &c->cache_size);
 	if (strcmp(key, "chunk-size") == 0) {
-		rc = set_size(key, v, PROTO_BLOCK_SIZE, &c->chunk_size);
+		rc = set_size(shown, v, PROTO_BLOCK_SIZE, &c->chunk_size);
 		if (!rc && (c->chunk_size % PROTO_BLOCK_SIZE || c->chunk_size > (256u << 20))) {
-			fprintf(stderr, "hoardfs-cached: --chunk-size must be a multiple of 1M, at "
-					"most 256M\n");
+			fprintf(stderr,
+				"hoardfs-cached: %s: must be a multiple of 1M, at "
+				"most 256M\n",
+				shown);
 			rc = -EINVAL;
 		}
 		return rc;
 	}
 	if (strcmp(key, "fetch-threads") == 0)
-		return set_int(key, v, 1, 64, &c->fetch_threads);
+		return set_int(shown, v, 1, 64, &c->fetch_threads);
 	if (strcmp(key, "md-threads") == 0)
-		return set_int(key, v, 1, 64, &c->md_threads);
+		return set_int(shown, v, 1, 64, &c->md_threads);
 	if (strcmp(key, "max-inflight") == 0)
-		return set_int(key, v, 1, 1024, &c->max_inflight);
+		return set_int(shown, v, 1, 1024, &c->max_inflight);
 	if (strcmp(key, "metadata-ttl") == 0)
-		return set_int(key, v, -1, 365 * 86400, &c->metadata_ttl);
+		return set_int(shown, v, -1, 365 * 86400, &c->metadata_ttl);
 	if (strcmp(key, "neg-ttl") == 0)
-		return set_int(key, v, 0, 86400, &c->neg_ttl);
+		return set_int(shown, v, 0, 86400, &c->neg_ttl);
 	if (strcmp(key, "idle-exit") == 0)
-		return set_int(key, v, 0, 365 * 86400, &c->idle_exit);
+		return set_int(shown, v, 0, 365 * 86400, &c->idle_exit);
 	if (strcmp(key, "allow") == 0)
-		return set_str(key, v, c->allow, sizeof(c->allow));
+		return set_str(shown, v, c->allow, sizeof(c->allow));
 	if (strcmp(key, "endpoint-gs") == 0)
-		return set_str(key, v, c->default_endpoint_gs, sizeof(c->default_endpoint_gs));
+		return set_str(shown, v, c->default_endpoint_gs, sizeof(c->default_endpoint_gs));
 	if (strcmp(key, "endpoint-s3") == 0)
-		return set_str(key, v, c->default_endpoint_s3, sizeof(c->default_endpoint_s3));
+		return set_str(shown, v, c->default_endpoint_s3, sizeof(c->default_endpoint_s3));
 	if (strcmp(key, "metrics-addr") == 0)
-		return set_str(key, v, c->metrics_addr, sizeof(c->metrics_addr));
+		return set_str(shown, v, c->metrics_addr, sizeof(c->metrics_addr));
 	if (strcmp(key, "log-file") == 0) {
 		o->log_file_set = true;
-		return set_str(key, v, o->log_file, sizeof(o->log_file));
+		return set_str(shown, v, o->log_file, sizeof(o->log_file));
 	}
 	if (strcmp(key, "log-level") == 0) {
 		enum log_level l;
@@ -166,7 +177,7 @@ static int apply(struct opts *o, const char *key, const char *v)
 		bool on = strcmp(v, "true") == 0 || strcmp(v, "1") == 0 || strcmp(v, "yes") == 0;
 
 		if (!on && strcmp(v, "false") && strcmp(v, "0") && strcmp(v, "no")) {
-			fprintf(stderr, "hoardfs-cached: %s: use true or false\n", key);
+			fprintf(stderr, "hoardfs-cached: %s: use true or false\n", shown);
 			return -EINVAL;
 		}
 		if (key[0] == 'f')
@@ -176,13 +187,16 @@ static int apply(struct opts *o, const char *key, const char *v)
 		return 0;
 	}
 	(void)tmp;
-	fprintf(stderr, "hoardfs-cached: unknown setting '%s'\n", key);
+	fprintf(stderr, "hoardfs-cached: %s: unknown setting\n", shown);
 	return -EINVAL;
 }
 
 static int config_cb(void *ctx, const char *key, const char *value, int lineno)
 {
-	return apply(ctx, key, value);
+	struct opts *o = ctx;
+
+	o->config_line = lineno;
+	return apply(o, key, value);
 }
 
 static void defaults(struct daemon_config *c)
@@ -251,7 +265,11 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			config = argv[i] + 9;
 	}
 	if (config) {
-		int rc = config_parse_file(config, config_cb, o);
+		int rc;
+
+		o->config_path = config;
+		rc = config_parse_file(config, config_cb, o);
+		o->config_path = NULL;
 
 		if (rc) {
 			if (rc != -EINVAL)
@@ -548,6 +566,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "hoardfs-cached: start-up failed: %s\n", strerror(-rc));
 		goto out_stop;
 	}
+	if (notify_fd >= 0)
+		redirect_stdio(o.log_file); /* the ready line goes to the log, not the caller */
 	{
 		char lim[32];
 
@@ -557,7 +577,6 @@ int main(int argc, char **argv)
 			 (int)getpid());
 	}
 	if (notify_fd >= 0) {
-		redirect_stdio(o.log_file);
 		if (write(notify_fd, &ready, 1) != 1)
 			log_warn("could not tell the parent we are ready");
 		close(notify_fd);

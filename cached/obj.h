@@ -47,6 +47,8 @@ struct obj {
 	struct waiter *waiters;
 	bool loading; /* prefetching the whole object */
 	uint32_t pf_next;
+	bool windowed; /* large next to the cache: prefetch only up to pf_until */
+	uint32_t pf_until;
 	struct obj *load_next; /* objtab.loading list */
 	bool gone;	       /* the store no longer has this version */
 	int enospc_retries;

@@ -515,10 +515,20 @@ void objects_conn_gone(struct daemon *d, struct conn *c)
  * compared with the cache (warm asked for it). */
 void obj_loading(struct daemon *d, struct obj *o, uint32_t from, bool force)
 {
-	if (o->loading || o->npresent == o->nblocks || o->gone)
-		return;
-	/* Whole-object prefetch only for objects that fit the cache comfortably. */
-	if (!force && o->rec.size > evict_limit(d) / 2)
+	uint64_t window = evict_limit(d) / 4;
+
+	if (window > (1ull << 30))
+		window = 1ull << 30;
+	/* An object large next to the cache is prefetched through a window ahead of the reader
+	 * (a quarter of the cache, at most 1 GiB), not whole. */
+	o->windowed = !force && o->rec.size > evict_limit(d) / 2;
+	if (o->windowed) {
+		uint32_t until = from + (uint32_t)(window >> PROTO_BLOCK_SHIFT);
+
+		if (until > o->pf_until)
+			o->pf_until = until;
+	}
+	if (o->loading || o->npresent == o->nblocks || o->gone || o->bad)
 		return;
 	o->loading = true;
 	o->pf_next = from;
@@ -593,8 +603,13 @@ void objects_pump(struct daemon *d)
 				uint32_t from = o->pf_next % o->nblocks;
 				uint32_t to = from + chunk < o->nblocks ? from + chunk : o->nblocks;
 
+				if (o->windowed && to > o->pf_until)
+					to = o->pf_until;
+				if (o->windowed && from >= to)
+					break; /* the window is covered: the reader's next demand
+						  moves it */
 				started = fetch_range(d, o, from, to, chunk, false, 1);
-				o->pf_next = to % o->nblocks;
+				o->pf_next = o->windowed ? to : to % o->nblocks;
 				scanned += to - from;
 			}
 			if (started) {

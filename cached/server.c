@@ -109,6 +109,8 @@ static void conn_drop(struct daemon *d, struct conn *c, const char *why)
 {
 	if (atomic_exchange(&c->dead, true))
 		return;
+	if (why)
+		atomic_fetch_add(&d->st.mounts_disconnected, 1);
 	if (c->registered || why)
 		log_info("mount %llu (pid %d, %s) %s", (unsigned long long)c->mount_id, (int)c->pid,
 			 c->url[0] ? c->url : "unregistered", why ? why : "disconnected");
