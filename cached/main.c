@@ -131,7 +131,7 @@ static int apply(struct opts *o, const char *key, const char *v)
 		rc = set_size(shown, v, PROTO_BLOCK_SIZE, &c->chunk_size);
 		if (!rc && (c->chunk_size % PROTO_BLOCK_SIZE || c->chunk_size > (256u << 20))) {
 			fprintf(stderr,
-				"hoardfs-cached: %s: must be a multiple of 1M, at "
+				"hoardfs-cached: %s must be a multiple of 1M, at "
 				"most 256M\n",
 				shown);
 			rc = -EINVAL;
