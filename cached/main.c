@@ -187,7 +187,11 @@ static int apply(struct opts *o, const char *key, const char *v)
 		return 0;
 	}
 	(void)tmp;
-	fprintf(stderr, "hoardfs-cached: %s: unknown setting\n", shown);
+	if (o->config_path)
+		fprintf(stderr, "hoardfs-cached: %s:%d: unknown setting '%s'\n", o->config_path,
+			o->config_line, key);
+	else
+		fprintf(stderr, "hoardfs-cached: unknown setting '%s'\n", key);
 	return -EINVAL;
 }
 

@@ -35,7 +35,7 @@ int config_parse_file(const char *path, config_fn fn, void *ctx)
 		lineno++;
 		total += (long)n;
 		if (total > (1L << 20) || (n == sizeof(line) - 1 && line[n - 1] != '\n')) {
-			log_error("%s:%d: line or file too long", path, lineno);
+			fprintf(stderr, "hoardfs: %s:%d: line or file too long\n", path, lineno);
 			rc = -E2BIG;
 			break;
 		}
@@ -44,7 +44,7 @@ int config_parse_file(const char *path, config_fn fn, void *ctx)
 			continue;
 		eq = strchr(key, '=');
 		if (!eq) {
-			log_error("%s:%d: expected \"key = value\"", path, lineno);
+			fprintf(stderr, "hoardfs: %s:%d: expected \"key = value\"\n", path, lineno);
 			rc = -EINVAL;
 			break;
 		}
@@ -52,7 +52,7 @@ int config_parse_file(const char *path, config_fn fn, void *ctx)
 		key = trim(key);
 		val = trim(eq + 1);
 		if (!*key) {
-			log_error("%s:%d: missing key", path, lineno);
+			fprintf(stderr, "hoardfs: %s:%d: missing key\n", path, lineno);
 			rc = -EINVAL;
 			break;
 		}
