@@ -10,6 +10,10 @@ static uint32_t table[8][256];
 static pthread_once_t table_once = PTHREAD_ONCE_INIT;
 static int have_sse42;
 
+#if defined(__x86_64__)
+static void init_shift(void);
+#endif
+
 static void init_tables(void)
 {
 	for (uint32_t i = 0; i < 256; i++) {
@@ -26,6 +30,8 @@ static void init_tables(void)
 #if defined(__x86_64__)
 	__builtin_cpu_init();
 	have_sse42 = __builtin_cpu_supports("sse4.2");
+	if (have_sse42)
+		init_shift();
 #endif
 }
 
@@ -52,11 +58,19 @@ static uint32_t crc_sw(uint32_t crc, const unsigned char *p, size_t len)
 }
 
 #if defined(__x86_64__)
-__attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t crc, const unsigned char *p,
-							 size_t len)
-{
-	uint64_t c = crc;
+/*
+ * The crc32 instruction has a latency of 3 cycles and a throughput of 1 per cycle: one chain
+ * runs at a third of the possible speed. Large buffers are done as three interleaved chains over
+ * consecutive STRIDE-byte parts, joined with a precomputed "advance by STRIDE zero bytes" map
+ * (the CRC register update is linear: f(s, A||B) = shift_|B|(f(s, A)) ^ f(0, B)).
+ */
+#define STRIDE 4096
 
+static uint32_t shift_tab[4][256]; /* shift_STRIDE(v << 8k) for each byte value v */
+
+__attribute__((target("sse4.2"))) static uint32_t crc_hw1(uint64_t c, const unsigned char *p,
+							  size_t len)
+{
 	while (len && ((uintptr_t)p & 7)) {
 		c = __builtin_ia32_crc32qi((uint32_t)c, *p++);
 		len--;
@@ -72,6 +86,48 @@ __attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t crc, const uns
 	while (len--)
 		c = __builtin_ia32_crc32qi((uint32_t)c, *p++);
 	return (uint32_t)c;
+}
+
+static uint32_t shift_stride(uint32_t x)
+{
+	return shift_tab[0][x & 0xff] ^ shift_tab[1][(x >> 8) & 0xff] ^
+	       shift_tab[2][(x >> 16) & 0xff] ^ shift_tab[3][x >> 24];
+}
+
+static void init_shift(void)
+{
+	static const unsigned char zeros[STRIDE];
+
+	for (int k = 0; k < 4; k++) {
+		for (uint32_t v = 0; v < 256; v++)
+			shift_tab[k][v] = crc_hw1(v << (8 * k), zeros, STRIDE);
+	}
+}
+
+__attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t crc, const unsigned char *p,
+							 size_t len)
+{
+	uint64_t a = crc;
+
+	while (len >= 3 * STRIDE) {
+		const unsigned char *pb = p + STRIDE, *pc = p + 2 * STRIDE;
+		uint64_t b = 0, c = 0;
+
+		for (size_t i = 0; i < STRIDE; i += 8) {
+			uint64_t wa, wb, wc;
+
+			memcpy(&wa, p + i, 8);
+			memcpy(&wb, pb + i, 8);
+			memcpy(&wc, pc + i, 8);
+			a = __builtin_ia32_crc32di(a, wa);
+			b = __builtin_ia32_crc32di(b, wb);
+			c = __builtin_ia32_crc32di(c, wc);
+		}
+		a = shift_stride(shift_stride((uint32_t)a) ^ (uint32_t)b) ^ (uint32_t)c;
+		p += 3 * STRIDE;
+		len -= 3 * STRIDE;
+	}
+	return crc_hw1(a, p, len);
 }
 #endif
 
