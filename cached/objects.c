@@ -532,6 +532,7 @@ void obj_loading(struct daemon *d, struct obj *o, uint32_t from, bool force)
 		return;
 	o->loading = true;
 	o->pf_next = from;
+
 	o->load_next = d->objs->loading;
 	d->objs->loading = obj_get(o);
 	log_debug("object %" PRIu64 " (%s) is being loaded: prefetching it whole", o->rec.id,

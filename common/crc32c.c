@@ -64,7 +64,7 @@ static uint32_t crc_sw(uint32_t crc, const unsigned char *p, size_t len)
  * consecutive STRIDE-byte parts, joined with a precomputed "advance by STRIDE zero bytes" map
  * (the CRC register update is linear: f(s, A||B) = shift_|B|(f(s, A)) ^ f(0, B)).
  */
-#define STRIDE 4096
+#define STRIDE 1024
 
 static uint32_t shift_tab[4][256]; /* shift_STRIDE(v << 8k) for each byte value v */
 

@@ -249,9 +249,10 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_ASYNC_READ;
 	conn->max_background = (unsigned)o->max_background;
 	conn->congestion_threshold = (unsigned)o->max_background * 3 / 4;
-	log_debug("FUSE init: protocol %u.%u, max_readahead %u, max_write %u, max_background %u",
+	log_debug("FUSE init: protocol %u.%u, max_readahead %u, max_write %u, max_background %u, "
+		  "capable %#x, want %#x",
 		  conn->proto_major, conn->proto_minor, conn->max_readahead, conn->max_write,
-		  conn->max_background);
+		  conn->max_background, conn->capable, conn->want);
 }
 
 static void reply_entry(fuse_req_t req, struct fs *fs, struct inode *i)
@@ -737,12 +738,19 @@ static int reply_data(void *req, int fd, uint64_t off, size_t len)
 	return rc == -ENOENT ? 0 : rc; /* -ENOENT: the reader was interrupted, nothing to do */
 }
 
+static int reply_mem(void *req, const void *p, size_t len)
+{
+	int rc = fuse_reply_buf(req, p, len);
+
+	return rc == -ENOENT ? 0 : rc;
+}
+
 static void reply_error(void *req, int err)
 {
 	fuse_reply_err(req, err);
 }
 
-static const struct reply_ops replies = { reply_data, reply_error };
+static const struct reply_ops replies = { reply_data, reply_mem, reply_error };
 
 int fs_new(struct mnt *m, struct fs **out)
 {

@@ -616,7 +616,8 @@ int main(int argc, char **argv)
 		goto out_unmount;
 	fuse_loop_cfg_set_clone_fd(lc, 1);
 	fuse_loop_cfg_set_max_threads(lc, (unsigned)m->o.max_threads);
-	fuse_loop_cfg_set_idle_threads(lc, (unsigned)(m->o.max_threads / 2 + 1));
+	/* Idle workers stay: creating and destroying threads per burst of reads cost more. */
+	fuse_loop_cfg_set_idle_threads(lc, (unsigned)m->o.max_threads);
 	rc = fuse_session_loop_mt(se, lc);
 	status = rc == 0 || rc == SIGTERM || rc == SIGINT || rc == SIGHUP ? 0 : 1;
 	log_info("unmounting %s", m->o.mountpoint);

@@ -48,6 +48,8 @@ struct mount_opts {
 struct reply_ops {
 	/* Replies with len bytes of fd at off (len may be 0). Returns 0 or -errno. */
 	int (*data)(void *req, int fd, uint64_t off, size_t len);
+	/* Replies with len bytes at p (memory the kernel copies from). Returns 0 or -errno. */
+	int (*mem)(void *req, const void *p, size_t len);
 	void (*error)(void *req, int err);
 };
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -49,6 +50,9 @@ struct mobj {
 	uint32_t handle;
 	uint32_t gen;
 	int fd;
+	/* The object file mapped read-only: replies copy straight from its page cache pages into
+	 * the kernel's FUSE request (one copy, no read syscall). NULL: replies read from fd. */
+	const char *map;
 	bool broken;		  /* could not be reopened after a reconnect: reads fail */
 	_Atomic uint8_t *present; /* bit per block; readers test it without a lock */
 	/* Held shared by every reply from the cache file, exclusively to drop blocks the daemon
@@ -213,6 +217,23 @@ static void resubmit_unsent(struct mnt *m)
 }
 
 static void clear_range(struct mobj *o, uint64_t off, uint64_t len);
+
+/* Maps an object file (never shrunk by the daemon, so no SIGBUS) or returns NULL. */
+static const char *map_file(int fd, uint64_t size)
+{
+	void *p;
+
+	if (size == 0 || size > (1ull << 46))
+		return NULL;
+	p = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, fd, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static void unmap_file(const char *map, uint64_t size)
+{
+	if (map)
+		munmap((void *)map, (size_t)size);
+}
 static void reopen_one(struct mnt *m, struct mobj *o);
 
 /* ---- open / release ---- */
@@ -270,6 +291,7 @@ int objs_open(struct mnt *m, const char *path, const char *version, uint64_t siz
 	o->handle = rep.handle;
 	o->gen = gen;
 	o->fd = fd;
+	o->map = map_file(fd, size);
 	o->refs = 1;
 	{
 		pthread_rwlockattr_t ra;
@@ -345,6 +367,7 @@ void objs_release(struct mnt *m, struct mobj *o)
 	}
 	pthread_mutex_unlock(&m->rlock);
 	conn_call_close(m, o->handle, o->gen);
+	unmap_file(o->map, o->size);
 	close(o->fd);
 	pthread_rwlock_destroy(&o->rw);
 	free(o->path);
@@ -358,7 +381,8 @@ void objs_release(struct mnt *m, struct mobj *o)
 
 static void reply_one(struct mnt *m, struct mobj *o, void *req, uint64_t off, size_t len, int fd)
 {
-	int rc = m->reply->data(req, fd, off, len);
+	int rc = o->map && len ? m->reply->mem(req, o->map + off, len)
+			       : m->reply->data(req, fd, off, len);
 
 	if (rc) {
 		atomic_fetch_add(&m->read_errors, 1);
@@ -852,8 +876,10 @@ static void reopen_one(struct mnt *m, struct mobj *o)
 		o->broken = true;
 		memset((void *)o->present, 0, (o->nblocks + 7) / 8);
 	} else {
+		unmap_file(o->map, o->size);
 		close(o->fd);
 		o->fd = fd;
+		o->map = map_file(fd, o->size);
 		o->handle = rep.handle;
 		o->gen = gen;
 		for (uint32_t b = 0; b < o->nblocks; b++) {
