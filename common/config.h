@@ -10,8 +10,9 @@ typedef int (*config_fn)(void *ctx, const char *key, const char *value, int line
 
 /*
  * Parses `path`: one "key = value" per line; blank lines and lines starting with '#' are skipped;
- * a value may be wrapped in double quotes. A malformed line is reported on stderr (one line, "hoardfs: PATH:LINE: ...") and fails with -EINVAL. Returns 0, -errno from open/read, -EINVAL, -E2BIG for a file over
- * 1 MiB or a line over 4 KiB, or the callback's error.
+ * a value may be wrapped in double quotes. A malformed line is reported on stderr (one line,
+ * "hoardfs: PATH:LINE: ...") and fails with -EINVAL. Returns 0, -errno from open/read, -EINVAL,
+ * -E2BIG for a file over 1 MiB or a line over 4 KiB, or the callback's error.
  */
 int config_parse_file(const char *path, config_fn fn, void *ctx);
 
