@@ -124,8 +124,8 @@ n0=$(daemon_mounts)
 MC=$(mnt_point c)
 gone() { # MP PID MOUNTS_LEFT: the mount is gone, its process too, the daemon forgot it
 	wait_gone "$2" 15 || fail "hoardfs $2 still runs"
-	wait_for 15 bash -c "! awk -v mp='$1' '\$5 == mp { f = 1 } END { exit !f }' /proc/self/mountinfo" ||
-		fail "$1 is still mounted 15 s after its process ended"
+	wait_for 45 bash -c "! awk -v mp='$1' '\$5 == mp { f = 1 } END { exit !f }' /proc/self/mountinfo" ||
+		fail "$1 is still mounted 45 s after its process ended"
 	not_stale "$1"
 	wait_for 15 bash -c "[ \"\$('$(tool client)' --socket '$SOCK' s3://x ctl '{\"cmd\":\"status\"}' |
 		grep -o '\"mountpoint\"' | wc -l)\" = $3 ]" ||
