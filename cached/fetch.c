@@ -14,6 +14,8 @@
 
 struct fetch_thread;
 
+#define PAGE_BYTES 4096
+
 struct fetch_job {
 	struct fetch_job *next;
 	struct fetch_thread *ft;
@@ -32,6 +34,12 @@ struct fetch_job {
 	uint64_t skip_below; /* after a retry: body bytes below this are already in place */
 	uint32_t cur_crc;
 	uint32_t *crcs;
+	/* Bytes are written in whole pages: a write that starts or ends inside a page the cache
+	 * does not hold yet makes the file system zero the rest of it first. The unaligned tail of
+	 * what arrived waits here (at job offset pend_off) until its page is complete. */
+	char pend[PAGE_BYTES];
+	size_t pend_len;
+	uint64_t pend_off;
 };
 
 struct fetch_thread {
@@ -124,22 +132,12 @@ static int sink_reset(void *ctx)
 	/* Blocks already reported came from a checked response for this version: keep them. */
 	j->skip_below = (uint64_t)j->done << PROTO_BLOCK_SHIFT;
 	j->cur_crc = 0;
+	j->pend_len = 0;
 	return 0;
 }
 
-static int sink_write(void *ctx, uint64_t off, const void *data, size_t len)
+static int write_all(struct fetch_job *j, const char *p, size_t len, uint64_t off)
 {
-	struct fetch_job *j = ctx;
-	const char *p = data;
-	uint32_t finished;
-
-	if (off + len <= j->skip_below)
-		return 0;
-	if (off < j->skip_below) {
-		p += j->skip_below - off;
-		len -= (size_t)(j->skip_below - off);
-		off = j->skip_below;
-	}
 	for (size_t done = 0; done < len;) {
 		ssize_t w =
 			pwrite(obj_fd(j->o), p + done, len - done, (off_t)(j->off + off + done));
@@ -151,6 +149,65 @@ static int sink_write(void *ctx, uint64_t off, const void *data, size_t len)
 		}
 		done += (size_t)w;
 	}
+	return 0;
+}
+
+/* Stores body bytes [off, off+len) (job offsets) in whole pages; the unaligned tail waits in
+ * pend. The job's end, the object's or a block's, is written at once. */
+static int store(struct fetch_job *j, const char *p, size_t len, uint64_t off)
+{
+	size_t direct;
+	int rc;
+
+	if (j->pend_len) {
+		size_t k = PAGE_BYTES - j->pend_len < len ? PAGE_BYTES - j->pend_len : len;
+
+		memcpy(j->pend + j->pend_len, p, k);
+		j->pend_len += k;
+		p += k;
+		len -= k;
+		off += k;
+		if (j->pend_len == PAGE_BYTES || off == j->len) {
+			rc = write_all(j, j->pend, j->pend_len, j->pend_off);
+			if (rc)
+				return rc;
+			j->pend_len = 0;
+		}
+		if (!len)
+			return 0;
+	}
+	direct = off + len == j->len ? len : len & ~(size_t)(PAGE_BYTES - 1);
+	if (direct) {
+		rc = write_all(j, p, direct, off);
+		if (rc)
+			return rc;
+	}
+	if (len > direct) {
+		memcpy(j->pend, p + direct, len - direct);
+		j->pend_len = len - direct;
+		j->pend_off = off + direct;
+	}
+	return 0;
+}
+
+static int sink_write(void *ctx, uint64_t off, const void *data, size_t len)
+{
+	struct fetch_job *j = ctx;
+	const char *p = data;
+	uint32_t finished;
+	int rc;
+
+	if (off + len <= j->skip_below)
+		return 0;
+	if (off < j->skip_below) {
+		p += j->skip_below - off;
+		len -= (size_t)(j->skip_below - off);
+		off = j->skip_below;
+	}
+	/* Block ends are page-aligned (or the job's end), so a finished block is in the file. */
+	rc = store(j, p, len, off);
+	if (rc)
+		return rc;
 	finished = j->done;
 	while (len) {
 		uint32_t bi = (uint32_t)(off >> PROTO_BLOCK_SHIFT);
