@@ -6,6 +6,7 @@
 #include "mountd/mount.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #define PREFETCH_CHUNK	(16u << 20)
 #define SEQ_TRIGGER	4 /* blocks of a sequential stream before the mount asks for read-ahead */
 #define STREAMS		8 /* sequential streams tracked per object */
+#define DISK_RA		(32u << 20) /* how far ahead of a sequential reader the disk reads */
 
 /* One ring entry in flight: blocks [b0, b0+n) of o. */
 struct fetch_ent {
@@ -68,6 +70,7 @@ struct mobj {
 	uint32_t stream_len[STREAMS];
 	uint32_t stream_next;
 	bool sequential;  /* some stream reached SEQ_TRIGGER blocks */
+	uint64_t ra_upto; /* disk read-ahead asked for up to here (rlock) */
 	uint32_t pf_upto; /* blocks below this were already asked for as read-ahead */
 	struct pending *pending;
 };
@@ -381,9 +384,24 @@ void objs_release(struct mnt *m, struct mobj *o)
 
 static void reply_one(struct mnt *m, struct mobj *o, void *req, uint64_t off, size_t len, int fd)
 {
-	int rc = o->map && len ? m->reply->mem(req, o->map + off, len)
-			       : m->reply->data(req, fd, off, len);
+	int rc;
 
+	if (o->map && len) {
+		rc = m->reply->mem(req, o->map + off, len);
+		/*
+		 * The reply copied the bytes into the kernel; drop our page table
+		 * entries so the mount's RSS does not grow with every byte it
+		 * served (the pages stay in the page cache).
+		 */
+		uint64_t pg = (uint64_t)sysconf(_SC_PAGESIZE);
+		uint64_t a = off & ~(pg - 1);
+		uint64_t e = (off + len) & ~(pg - 1);
+		if (e > a)
+			(void)madvise((void *)(uintptr_t)(o->map + a), (size_t)(e - a),
+				      MADV_DONTNEED);
+	} else {
+		rc = m->reply->data(req, fd, off, len);
+	}
 	if (rc) {
 		atomic_fetch_add(&m->read_errors, 1);
 		log_warn("reading %s at %llu from the cache file failed: %s", o->path,
@@ -538,10 +556,20 @@ static void read_dl(struct mnt *m, struct mobj *o, void *req, uint64_t off, size
 	for (b = b0; b < b1 && present(o, b); b++)
 		;
 	if (b == b1) {
+		uint64_t ra_from = 0;
+
 		pthread_mutex_lock(&m->rlock);
 		if (!o->sequential || b1 + 4 > o->pf_upto)
 			n = plan_prefetch(m, o, b0, b1, es, gens, 16);
+		/* A sequential reader of cached bytes: have the disk read ahead of it (the page
+		 * faults on the mapping alone read little at a time). */
+		if (o->sequential && off + len + DISK_RA / 2 > o->ra_upto) {
+			ra_from = off + len > o->ra_upto ? off + len : o->ra_upto;
+			o->ra_upto = ra_from + DISK_RA;
+		}
 		pthread_mutex_unlock(&m->rlock);
+		if (ra_from && ra_from < o->size)
+			posix_fadvise(o->fd, (off_t)ra_from, DISK_RA, POSIX_FADV_WILLNEED);
 		/* A hit: straight from the cache file, no daemon round trip. */
 		if (reply_present(m, o, req, off, len)) {
 			atomic_fetch_add(&m->hits, 1);
