@@ -13,7 +13,10 @@
 #      completion head) are dropped;
 #   4. malformed socket messages (tool_client garbage): wrong magic or length, runts, empty and
 #      oversized packets, unknown types, garbage REGISTERs, descriptors attached where none are
-#      called for (closed unread: checked with a pipe's EOF), a peer that never reads replies.
+#      called for (closed unread: checked with a pipe's EOF), a peer that never reads replies;
+#   5. randomized fuzzing (tool_client fuzz, seed printed; FUZZ_SEED=N and FUZZ_COUNT=N replay
+#      or lengthen it): messages mutated from valid ones and random ring entries, each answered
+#      exactly once or the connection dropped, nothing attached kept.
 # Afterwards the daemon is alive, holds no more descriptors than before (TCP connections of its
 # HTTP pools aside), and exits 0 on SIGTERM without a sanitizer report.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -137,6 +140,18 @@ done
 grep -q 'corrupted its ring' "$DAEMON_LOG" || fail "the daemon did not log the corrupt rings"
 grep -q 'too many invalid ring entries' "$DAEMON_LOG" ||
 	fail "the daemon did not log the flood of invalid entries"
+
+step "5: randomized messages and ring entries (fuzzing), next to a reader"
+FUZZ_SEED=${FUZZ_SEED:-$(((RANDOM << 15) | RANDOM))}
+echo "fuzz seed $FUZZ_SEED (replay: FUZZ_SEED=$FUZZ_SEED ctest -R integ.daemon_misbehave)"
+good_reader r1 fuzz
+rc=0
+client --endpoint "$P" --timeout-ms 30000 "$URL" fuzz a "$FUZZ_SEED" "${FUZZ_COUNT:-3000}" \
+	>"$TEST_TMP/fuzz.out" 2>&1 || rc=$?
+good_wait fuzz
+grep -v '^ok:' "$TEST_TMP/fuzz.out" | head -20
+[ "$rc" = 0 ] || { cat "$TEST_TMP/fuzz.out"; fail "fuzz: a check failed (seed $FUZZ_SEED)"; }
+[ "$(grep -c '^ok:' "$TEST_TMP/fuzz.out")" -ge 7 ] || fail "fuzz: too few checks ran"
 
 step "afterwards: alive, serving, no descriptor kept"
 daemon_alive || fail "the daemon died"
