@@ -10,7 +10,9 @@
 # served from memory by the server and measure the path, not the disk.
 #
 #   bench/mount_vs_curl.sh [BUILD_DIR]     (as root; BUILD_DIR defaults to build/)
-#   SIZE_MIB=1024 REPEAT=1 environment knobs
+#   SIZE_MIB=1024 REPEAT=1 environment knobs; PERF_DIR=DIR also records a system-wide CPU profile
+#   (perf record -a -g, cpu-clock) of each cold read into DIR/cold<run>.data and prints where the
+#   CPU went, by process
 # Starts its own servers (tests/servers/start.sh) and uses the test helpers (lib.sh,
 # lib_mount.sh) for bounded waits and cleanup: everything is unmounted and stopped at the end.
 set -euo pipefail
@@ -95,6 +97,27 @@ dd_mbps() {
 	mbps "$(stat -c %s "$1")" "$t0" "$t1"
 }
 
+# perf_start NAME / perf_stop: a system-wide profile around one measurement (PERF_DIR only).
+perf_pid=
+perf_start() {
+	[ -n "${PERF_DIR:-}" ] || return 0
+	mkdir -p "$PERF_DIR"
+	perf record -q -a -g -F 999 -e cpu-clock -o "$PERF_DIR/$1.data" >/dev/null 2>&1 &
+	perf_pid=$!
+	on_exit _hoardfs_kill "$perf_pid"
+	sleep 1 # perf has started sampling
+}
+perf_stop() {
+	local i
+	[ -n "$perf_pid" ] || return 0
+	kill -INT "$perf_pid" 2>/dev/null || true
+	for i in $(seq 1 100); do
+		kill -0 "$perf_pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	perf_pid=
+}
+
 results=()
 for r in $(seq 1 "$REPEAT"); do
 	step "run $r: 8 parallel ranged curls"
@@ -106,7 +129,9 @@ for r in $(seq 1 "$REPEAT"); do
 	hoardfs_mount "$MP" --cache-dir "$CACHE" --socket "$SOCK" --endpoint "$E" "s3://$B" "$MP"
 	mt stat "$MP/big.bin" >/dev/null || fail "stat through the mount"
 	warm_server
+	perf_start "cold$r"
 	cold=$(dd_mbps "$MP/big.bin")
+	perf_stop
 	gets=$(ctl_get stats j.gets_started)
 
 	step "run $r: warm read through the mount (page cache dropped) and dd of the cache file"
@@ -136,4 +161,13 @@ for line in "${results[@]}"; do
 done
 echo "cold ratio = mount cold / curl x8; warm ratio = mount warm / dd of the cache file (both" \
 	"after drop_caches); GETs = the daemon's store GETs for the cold read"
+if [ -n "${PERF_DIR:-}" ]; then
+	for r in $(seq 1 "$REPEAT"); do
+		echo
+		echo "CPU during cold read $r, by process (perf, cpu-clock samples at 999 Hz per CPU," \
+			"$(nproc) CPUs; the profile starts 1 s before the read):"
+		timeout -k 5 120 perf report -i "$PERF_DIR/cold$r.data" --sort comm --stdio -g none \
+			--no-children 2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 12 || true
+	done
+fi
 mnt_finish
