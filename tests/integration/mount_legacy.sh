@@ -6,8 +6,8 @@
 # starts uses D as its cache dir; kill -9 of the mount process leaves no mount (auto_unmount).
 # The --auto-unmount spelling with --direct-io mounts and reads too, and, as --help documents,
 # refuses shared mmap there. Without --data-dir the cache dir is /tmp/fuser, created 0700: that
-# part runs in a private mount namespace over a private tmpfs /tmp, so it can neither meet nor
-# leave a real /tmp/fuser.
+# part runs in a private mount namespace over a private tmpfs /tmp (the real /tmp stays reachable
+# through a bind mount elsewhere), so it can neither meet nor leave a real /tmp/fuser.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/lib_mount.sh"
 
@@ -76,10 +76,18 @@ on_exit bash -c 'while read -r p n; do
 	[ "$({ tr "\0" "\n" <"/proc/$p/cmdline"; } 2>/dev/null | head -n 1 | sed "s|.*/||")" = "$n" ] &&
 		kill -KILL "$p" 2>/dev/null; done <"$1"; true' _ "$PIDS"
 rc=0
-M3=$M3 G=$G REF="$D/model.bin" PIDS=$PIDS BIN=$HOARDFS_BIN CLIENT=$(tool client) \
+# The real /tmp stays reachable inside the namespace through a bind mount at $STASH, so the test
+# works when the checkout (binaries, mount points, data) itself lives under /tmp.
+STASH=$(mktemp -d /run/hoardfs-legacy.XXXXXX)
+on_exit rmdir "$STASH"
+M3=$M3 G=$G REF="$D/model.bin" PIDS=$PIDS BIN=$HOARDFS_BIN STASH=$STASH \
 	timeout -k 5 90 unshare -m --propagation private bash -s >"$TEST_TMP/ns.log" 2>&1 <<'EOF' || rc=$?
 set -euo pipefail
+mount --bind /tmp "$STASH"
 mount -t tmpfs -o mode=1777 hoardfs-test-tmp /tmp
+under_stash() { case $1 in /tmp/*) echo "$STASH/${1#/tmp/}" ;; *) echo "$1" ;; esac; }
+M3=$(under_stash "$M3") REF=$(under_stash "$REF") PIDS=$(under_stash "$PIDS")
+BIN=$(under_stash "$BIN")
 [ ! -e /tmp/fuser ] || { echo "a private /tmp holds /tmp/fuser"; exit 1; }
 timeout -k 5 60 "$BIN" --mount-point "$M3" --bucket-name "$G" --auto-unmount
 mp_pid=
