@@ -4,9 +4,9 @@
 #define HOARDFS_OBJ_H
 
 #include "cached/daemon.h"
+#include "common/seq.h"
 
 #define TABLE_SIZE 16384 /* hash buckets of the object table */
-#define STREAMS	   8	 /* sequential streams tracked per object */
 
 /* A reader waiting for blocks: answered with PRESENT (or ERROR) on its ring. */
 struct waiter {
@@ -35,11 +35,7 @@ struct obj {
 	/* engine-only state */
 	uint8_t *present;
 	uint8_t *inflight;
-	/* Recent sequential streams of demand (several readers or threads may load one object
-	 * at once): where each ended and how long it ran, in blocks. */
-	uint32_t stream_end[STREAMS];
-	uint32_t stream_len[STREAMS];
-	uint32_t stream_next;
+	struct seq_streams streams; /* recent sequential streams of demand, by any reader */
 	uint32_t *crcs;
 	uint32_t npresent;
 	int opens;

@@ -19,7 +19,6 @@
 
 #define IDLE_KEEP     4096	  /* closed objects kept in memory for quick reopen */
 #define SMALL_OBJECT  (16u << 20) /* fetched whole on first read */
-#define SEQ_TRIGGER   4 /* blocks of a sequential stream that start whole-object prefetch */
 #define FETCH_MAX_LEN (64ull << 20)
 
 static uint64_t hash_key(uint32_t bucket, const char *name, const char *version)
@@ -627,31 +626,6 @@ void objects_pump(struct daemon *d)
 	}
 }
 
-/*
- * Tracks sequential streams: a demand that starts where one of the recent streams ended (or up
- * to two blocks before: the kernel's read-ahead overlaps) extends it; anything else starts a new
- * stream in the oldest slot. A stream of SEQ_TRIGGER blocks means the object is being loaded.
- * Random readers never build a stream, however much of the object they touch.
- */
-static bool note_stream(struct obj *o, uint32_t b0, uint32_t b1)
-{
-	for (int i = 0; i < STREAMS; i++) {
-		uint32_t end = o->stream_end[i];
-
-		if (!o->stream_len[i] || b0 + 2 < end || b0 > end)
-			continue;
-		if (b1 > end) {
-			o->stream_len[i] += b1 - (b0 > end ? b0 : end);
-			o->stream_end[i] = b1;
-		}
-		return o->stream_len[i] >= SEQ_TRIGGER;
-	}
-	o->stream_end[o->stream_next] = b1;
-	o->stream_len[o->stream_next] = b1 - b0;
-	o->stream_next = (o->stream_next + 1) % STREAMS;
-	return b1 - b0 >= SEQ_TRIGGER && b0 == 0;
-}
-
 /* Decides what a demand for blocks [b0, b1) fetches. */
 static void schedule_demand(struct daemon *d, struct obj *o, uint32_t b0, uint32_t b1,
 			    bool prefetch)
@@ -664,7 +638,7 @@ static void schedule_demand(struct daemon *d, struct obj *o, uint32_t b0, uint32
 		fetch_range(d, o, 0, o->nblocks, max_blocks, true, 0);
 		return;
 	}
-	if (prefetch || note_stream(o, b0, b1))
+	if (prefetch || seq_note(&o->streams, b0, b1))
 		obj_loading(d, o, b0, false);
 	if (prefetch) {
 		/* An object too large to prefetch whole still gets the range asked for. */

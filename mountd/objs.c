@@ -14,11 +14,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/seq.h"
+
 #define FETCH_TAB	4096
 #define PREFETCH_WINDOW (64u << 20) /* how far ahead of a sequential reader to ask for */
 #define PREFETCH_CHUNK	(16u << 20)
-#define SEQ_TRIGGER	4 /* blocks of a sequential stream before the mount asks for read-ahead */
-#define STREAMS		8 /* sequential streams tracked per object */
 #define DISK_RA		(32u << 20) /* how far ahead of a sequential reader the disk reads */
 
 /* One ring entry in flight: blocks [b0, b0+n) of o. */
@@ -64,14 +64,10 @@ struct mobj {
 	/* A FETCH asks for this block (rlock). Demand reads wait only on FETCHes: a PREFETCH is a
 	 * hint the daemon may serve late, or refuse (EBUSY), so a read never relies on one. */
 	uint8_t *demanded;
-	/* Recent sequential streams of reads, by any handle or thread (rlock): where each ended and
-	 * how long it ran, in blocks. Random readers never build one. */
-	uint32_t stream_end[STREAMS];
-	uint32_t stream_len[STREAMS];
-	uint32_t stream_next;
-	bool sequential;  /* some stream reached SEQ_TRIGGER blocks */
-	uint64_t ra_upto; /* disk read-ahead asked for up to here (rlock) */
-	uint32_t pf_upto; /* blocks below this were already asked for as read-ahead */
+	struct seq_streams streams; /* recent sequential streams of reads, by any thread (rlock) */
+	bool sequential;	    /* some stream reached SEQ_TRIGGER blocks */
+	uint64_t ra_upto;	    /* disk read-ahead asked for up to here (rlock) */
+	uint32_t pf_upto;	    /* blocks below this were already asked for as read-ahead */
 	struct pending *pending;
 };
 
@@ -168,8 +164,6 @@ static void fe_entry(const struct fetch_ent *f, struct ring_entry *e)
 	e->op = f->prefetch ? RING_PREFETCH : RING_FETCH;
 }
 
-/* Submits entries built under rlock (called without it). A full ring is retried briefly; a lost
- * connection leaves the entries in the table for objs_reconnected() to resubmit. */
 /* Submits entries built under rlock (called without it). A full ring is retried for a moment
  * by FUSE threads (`wait`), never by the receive thread; what still does not fit stays in the
  * table marked unsent and goes out when completions make room (resubmit_unsent). A lost
@@ -464,30 +458,8 @@ static int request_missing(struct mnt *m, struct mobj *o, uint32_t b0, uint32_t 
 }
 
 /* Read-ahead for sequential readers (rlock held): ask for the next window of absent blocks.
- * Covering is tracked per object, whatever handle or thread reads, so loaders that read one
- * file with many threads or through mmap count as sequential. */
-/* A read of blocks [b0, b1) that starts where a recent stream ended (or overlaps its last two
- * blocks: read-ahead windows overlap) extends it; anything else starts a new stream in the
- * oldest slot. Returns whether this stream is long enough to call the object sequential. */
-static bool note_stream(struct mobj *o, uint32_t b0, uint32_t b1)
-{
-	for (int i = 0; i < STREAMS; i++) {
-		uint32_t end = o->stream_end[i];
-
-		if (!o->stream_len[i] || b0 + 2 < end || b0 > end)
-			continue;
-		if (b1 > end) {
-			o->stream_len[i] += b1 - (b0 > end ? b0 : end);
-			o->stream_end[i] = b1;
-		}
-		return o->stream_len[i] >= SEQ_TRIGGER;
-	}
-	o->stream_end[o->stream_next] = b1;
-	o->stream_len[o->stream_next] = b1 - b0;
-	o->stream_next = (o->stream_next + 1) % STREAMS;
-	return false;
-}
-
+ * Streams are tracked per object, whatever handle or thread reads (common/seq.h), so loaders
+ * that read one file with many threads or through mmap count as sequential. */
 static int plan_prefetch(struct mnt *m, struct mobj *o, uint32_t b0, uint32_t b1,
 			 struct ring_entry *es, uint32_t *gens, int max)
 {
@@ -496,7 +468,7 @@ static int plan_prefetch(struct mnt *m, struct mobj *o, uint32_t b0, uint32_t b1
 	uint32_t from, to;
 	int n = 0;
 
-	if (note_stream(o, b0, b1))
+	if (seq_note(&o->streams, b0, b1))
 		o->sequential = true;
 	if (!o->sequential || o->broken || m->outstanding > m->reg.max_inflight / 2)
 		return 0;
