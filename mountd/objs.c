@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,10 @@ struct pending {
 struct mobj {
 	struct mobj *next, *prev; /* m->objs */
 	int refs;		  /* opens (under rlock) */
+	/* Threads inside reply_present(). Once a read is answered the kernel may release the file
+	 * and objs_release() run in another thread before the replying thread is done with o (the
+	 * mapping, the locks); objs_release() waits for this to drop to 0 before freeing. */
+	_Atomic int replying;
 	char *path;
 	char version[PROTO_VERSION_MAX];
 	uint64_t size;
@@ -363,6 +368,10 @@ void objs_release(struct mnt *m, struct mobj *o)
 		}
 	}
 	pthread_mutex_unlock(&m->rlock);
+	/* No new read can reach o (its last handle is released); wait for replies still returning.
+	 */
+	while (atomic_load(&o->replying) > 0)
+		sched_yield();
 	conn_call_close(m, o->handle, o->gen);
 	unmap_file(o->map, o->size);
 	close(o->fd);
@@ -420,11 +429,13 @@ static bool reply_present(struct mnt *m, struct mobj *o, void *req, uint64_t off
 {
 	bool ok;
 
+	atomic_fetch_add(&o->replying, 1); /* before the reply: see struct mobj */
 	pthread_rwlock_rdlock(&o->rw);
 	ok = range_present(o, off, len);
 	if (ok)
 		reply_one(m, o, req, off, len, o->fd);
 	pthread_rwlock_unlock(&o->rw);
+	atomic_fetch_sub(&o->replying, 1); /* the last touch of o */
 	return ok;
 }
 
