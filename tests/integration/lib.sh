@@ -55,6 +55,7 @@ _hoardfs_run_cleanups() {
 	local rc=$? cmd
 	trap - EXIT INT TERM
 	set +e
+	HOARDFS_TEST_STATUS=$rc # cleanups may report more when the test failed
 	if [ "$BASHPID" = "$_HOARDFS_MAINPID" ] && [ -f "$_HOARDFS_CLEANUP" ]; then
 		while IFS= read -r cmd; do
 			[ -n "$cmd" ] || continue

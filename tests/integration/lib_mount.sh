@@ -54,6 +54,24 @@ _mnt_sweep() {
 	done
 	return 0
 }
+# When the test failed: every sanitizer report, and the end of each mount's and daemon's log
+# (runs after the sweep below, so the logs are complete, and before $TEST_TMP is removed).
+_mnt_report() {
+	local f
+	[ "${HOARDFS_TEST_STATUS:-0}" != 0 ] || return 0
+	for f in "$SAN_DIR"/*; do
+		[ -s "$f" ] || continue
+		echo "==== $f" >&2
+		cat "$f" >&2
+	done
+	for f in "$TEST_TMP"/mount-log.* "$TEST_TMP"/*/cached.log; do
+		[ -s "$f" ] || continue
+		echo "==== $f (last 40 lines)" >&2
+		tail -n 40 "$f" >&2
+	done
+	return 0
+}
+on_exit _mnt_report
 on_exit _mnt_sweep
 
 _MNT_LIST="$TEST_TMP/mounts"     # "MP PID fg|bg" per mount made by hoardfs_mount
