@@ -905,29 +905,44 @@ static void reopen_one(struct mnt *m, struct mobj *o)
 	pthread_rwlock_unlock(&o->rw);
 }
 
+/* Every open object, each with a reference taken (objs_release() drops it), so the caller can
+ * work on them outside rlock. Missing one would leave a stale presence map after a reconnect, so
+ * a failed allocation is retried rather than skipped. */
+static struct mobj **hold_all(struct mnt *m, size_t *n)
+{
+	struct mobj **list;
+
+	for (;;) {
+		size_t k = 0;
+
+		pthread_mutex_lock(&m->rlock);
+		for (struct mobj *o = m->objs; o; o = o->next)
+			k++;
+		list = malloc((k ? k : 1) * sizeof(*list));
+		if (list) {
+			k = 0;
+			for (struct mobj *o = m->objs; o; o = o->next) {
+				o->refs++;
+				list[k++] = o;
+			}
+			*n = k;
+		}
+		pthread_mutex_unlock(&m->rlock);
+		if (list)
+			return list;
+		log_error("out of memory listing open files; retrying");
+		usleep(100 * 1000);
+	}
+}
+
 /* The connection is gone (on its receive thread): no reply may trust the presence map any more
  * (the daemon may punch what it revoked from a mount it dropped). Hits become misses that wait
  * for the reconnect. */
 void objs_lost(struct mnt *m)
 {
-	struct mobj **list = NULL;
-	size_t n = 0, cap = 0;
+	size_t n;
+	struct mobj **list = hold_all(m, &n);
 
-	pthread_mutex_lock(&m->rlock);
-	for (struct mobj *o = m->objs; o; o = o->next) {
-		if (n == cap) {
-			size_t nc = cap ? cap * 2 : 16;
-			struct mobj **nl = realloc(list, nc * sizeof(*nl));
-
-			if (!nl)
-				break;
-			list = nl;
-			cap = nc;
-		}
-		o->refs++;
-		list[n++] = o;
-	}
-	pthread_mutex_unlock(&m->rlock);
 	for (size_t i = 0; i < n; i++) {
 		/* The write lock waits for replies in progress; the lock order is rw, then rlock.
 		 */
@@ -941,25 +956,10 @@ void objs_lost(struct mnt *m)
 
 void objs_reconnected(struct mnt *m)
 {
-	struct mobj **list = NULL;
-	size_t n = 0, cap = 0;
+	size_t n;
+	struct mobj **list = hold_all(m, &n);
 
 	/* 1. reopen every object on the new connection (outside the lock: calls block) */
-	pthread_mutex_lock(&m->rlock);
-	for (struct mobj *o = m->objs; o; o = o->next) {
-		if (n == cap) {
-			size_t nc = cap ? cap * 2 : 16;
-			struct mobj **nl = realloc(list, nc * sizeof(*nl));
-
-			if (!nl)
-				break;
-			list = nl;
-			cap = nc;
-		}
-		o->refs++; /* keep it alive while we work */
-		list[n++] = o;
-	}
-	pthread_mutex_unlock(&m->rlock);
 	for (size_t i = 0; i < n; i++)
 		reopen_one(m, list[i]);
 	/* 2. resubmit everything still outstanding on the new connection */
