@@ -42,6 +42,8 @@ static void usage(FILE *f)
 		"  --neg-ttl SECS        lifetime of a negative lookup [5]\n"
 		"  --idle-exit SECS      exit after SECS without mounts; 0 = never [0]\n"
 		"  --md-threads N        metadata worker threads [4]\n"
+		"  --commit-interval MS  group commit interval: how long verified blocks wait\n"
+		"                        before one fdatasync + LMDB transaction marks them [100]\n"
 		"  --allow LIST          which other users may mount what: uid:pattern,... e.g.\n"
 		"                        '1000:gs://models/*,*:s3://public-*' (your own user and root\n"
 		"                        may always mount)\n"
@@ -142,6 +144,8 @@ static int apply(struct opts *o, const char *key, const char *v)
 		return set_int(shown, v, 1, 64, &c->fetch_threads);
 	if (strcmp(key, "md-threads") == 0)
 		return set_int(shown, v, 1, 64, &c->md_threads);
+	if (strcmp(key, "commit-interval") == 0)
+		return set_int(shown, v, 1, 60000, &c->commit_interval_ms);
 	if (strcmp(key, "max-inflight") == 0)
 		return set_int(shown, v, 1, 1024, &c->max_inflight);
 	if (strcmp(key, "metadata-ttl") == 0)
@@ -244,6 +248,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "socket", required_argument, NULL, 0 },
 		{ "fetch-threads", required_argument, NULL, 0 },
 		{ "md-threads", required_argument, NULL, 0 },
+		{ "commit-interval", required_argument, NULL, 0 },
 		{ "max-inflight", required_argument, NULL, 0 },
 		{ "chunk-size", required_argument, NULL, 0 },
 		{ "metadata-ttl", required_argument, NULL, 0 },
