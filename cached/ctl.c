@@ -130,6 +130,7 @@ json_object *ctl_stats_json(struct daemon *d)
 	add_u64(j, "commit_ns", atomic_load(&s->commit_ns));
 	add_u64(j, "commit_blocks", atomic_load(&s->commit_blocks));
 	add_u64(j, "writeback_errors", atomic_load(&s->writeback_errors));
+	add_u64(j, "accounting_errors", atomic_load(&s->accounting_errors));
 	add_u64(j, "mounts_total", atomic_load(&s->mounts_total));
 	add_u64(j, "mounts_disconnected", atomic_load(&s->mounts_disconnected));
 	add_u64(j, "mounts", (uint64_t)atomic_load(&d->nmounts_pub));
@@ -172,6 +173,8 @@ static const struct {
 	{ "commit_ns", false, "Nanoseconds spent in group commits" },
 	{ "commit_blocks", false, "Blocks made durable by group commits" },
 	{ "writeback_errors", false, "Blocks dropped because fdatasync failed" },
+	{ "accounting_errors", false,
+	  "Changes that would have wrapped the count of cached bytes (a bug; should stay 0)" },
 	{ "mounts_total", false, "Mount registrations" },
 	{ "mounts_disconnected", false, "Connections the daemon dropped for misbehaving" },
 	{ "mounts", true, "Mounts connected" },
@@ -565,6 +568,70 @@ static json_object *do_evict(struct daemon *d, json_object *req, int *err)
 	return out;
 }
 
+/* ---- check ---- */
+
+struct check_req {
+	struct task t;
+	struct conn *c;
+	uint32_t seq;
+	int status; /* the barrier's */
+};
+
+/* Engine, once everything queued before the request is committed: recounts and answers. */
+static void check_run(struct daemon *d, struct task *t)
+{
+	struct check_req *cr = (struct check_req *)t;
+	struct objects_count n;
+	json_object *out;
+	int rc = cr->status ? cr->status : objects_recount(d, &n);
+
+	if (rc) {
+		ctl_reply_error(cr->c, cr->seq, rc, "recounting the cache failed");
+	} else {
+		bool ok = n.counted == n.resident_bytes + n.stored_bytes;
+
+		if (!ok)
+			log_error(
+				"accounting check: the count of cached bytes is %llu, the objects "
+				"hold %llu (%llu in %llu resident objects, %llu in %llu others)",
+				(unsigned long long)n.counted,
+				(unsigned long long)(n.resident_bytes + n.stored_bytes),
+				(unsigned long long)n.resident_bytes,
+				(unsigned long long)n.resident_objects,
+				(unsigned long long)n.stored_bytes,
+				(unsigned long long)n.stored_objects);
+		out = json_object_new_object();
+		json_object_object_add(out, "ok", json_object_new_boolean(ok));
+		add_u64(out, "bytes_used", n.counted);
+		add_u64(out, "bytes_in_objects", n.resident_bytes + n.stored_bytes);
+		add_u64(out, "resident_objects", n.resident_objects);
+		add_u64(out, "resident_bytes", n.resident_bytes);
+		add_u64(out, "stored_objects", n.stored_objects);
+		add_u64(out, "stored_bytes", n.stored_bytes);
+		add_u64(out, "lmdb_bytes", n.meta_bytes);
+		add_u64(out, "accounting_errors", atomic_load(&d->st.accounting_errors));
+		ctl_reply_json(cr->c, cr->seq, 0, out);
+		json_object_put(out);
+	}
+	conn_put(cr->c);
+	free(cr);
+}
+
+/* check: after the pending commits, compares the count of cached bytes with a recount over
+ * every object (the invariant eviction and accounting keep). */
+static int start_check(struct daemon *d, struct conn *c, uint32_t seq)
+{
+	struct check_req *cr = calloc(1, sizeof(*cr));
+
+	if (!cr)
+		return -ENOMEM;
+	cr->t.fn = check_run;
+	cr->c = conn_get(c);
+	cr->seq = seq;
+	writer_barrier(d, &cr->t, &cr->status);
+	return 0;
+}
+
 /* ---- jobs ---- */
 
 static json_object *job_json(struct job *j)
@@ -718,6 +785,11 @@ void ctl_request(struct daemon *d, struct conn *c, uint32_t seq, const char *jso
 		if (name[0] == 'c')
 			jobs_cancel(d, j);
 		out = job_json(j);
+	} else if (strcmp(name, "check") == 0) {
+		err = start_check(d, c, seq);
+		if (err)
+			ctl_reply_error(c, seq, err, "out of memory");
+		goto out;
 	} else if (strcmp(name, "evict") == 0) {
 		out = do_evict(d, req, &err);
 		if (!out) {

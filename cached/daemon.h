@@ -158,6 +158,7 @@ struct daemon_stats {
 	_Atomic uint64_t commit_ns; /* total time spent in group commits */
 	_Atomic uint64_t commit_blocks;
 	_Atomic uint64_t writeback_errors;
+	_Atomic uint64_t accounting_errors; /* changes that would have wrapped bytes_cached */
 	_Atomic uint64_t mounts_total;
 	_Atomic uint64_t mounts_disconnected; /* forcibly, for misbehaving */
 	_Atomic uint64_t mount_hits;	      /* reported by mounts through their rings */
@@ -388,7 +389,21 @@ void objects_fetch_ended(struct daemon *d, struct obj *o);
 struct obj *objects_find_id(struct daemon *d, uint64_t id);
 bool objects_evictable(struct daemon *d, uint64_t id);
 uint64_t objects_forget(struct daemon *d, uint64_t id);
+/* Adds delta to the cached bytes. A change that would wrap the count is an accounting bug: it
+ * is logged, counted in accounting_errors and clamped instead. Engine. */
 void objects_account(struct daemon *d, int64_t delta);
+/* The cached bytes, counted two ways (objects_recount). */
+struct objects_count {
+	uint64_t counted;	   /* bytes_cached: the running count */
+	uint64_t resident_objects; /* objects in memory ... */
+	uint64_t resident_bytes;   /* ... and their present bytes */
+	uint64_t stored_objects;   /* other objects recorded in LMDB ... */
+	uint64_t stored_bytes;	   /* ... and their present bytes there */
+	uint64_t meta_bytes;	   /* LMDB's own running sum (includes resident objects) */
+};
+/* Recounts every object's present bytes; consistent when counted == resident_bytes +
+ * stored_bytes. Run it after a writer barrier. Engine (reads LMDB). Returns 0 or -errno. */
+int objects_recount(struct daemon *d, struct objects_count *out);
 int objects_presence(struct daemon *d, uint64_t id, uint8_t *bitmap, uint32_t nblocks,
 		     uint32_t *present, int *opens);
 

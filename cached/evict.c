@@ -11,23 +11,34 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "common/idset.h"
 #include "common/log.h"
 #include "common/num.h"
 
-#define PENDING_MAX 4096 /* evicted ids whose deletion is not yet committed */
-#define PENDING_TTL 30	 /* seconds after which the commit has surely happened */
-
+/* Evicted objects whose removal from LMDB is not committed yet. Their records (and blocks) are
+ * still in LMDB but their bytes no longer count in bytes_cached: objects.c must not load such a
+ * record as a cached object (it would find no file and subtract the bytes a second time). An id
+ * leaves the set when the writer has committed its removal (a barrier behind the removals); if
+ * that commit fails for good the id stays for the daemon's life, and after a restart the record
+ * counts again and its missing file is noticed at the next open. */
 struct evictor {
 	uint64_t limit;
 	uint64_t fs_free;
 	uint64_t fs_size;
 	uint64_t last_empty_ms; /* when a scan last found nothing to evict */
 	bool warned;
-	struct {
-		uint64_t id;
-		int64_t at;
-	} pending[PENDING_MAX];
-	size_t npending;
+	struct idset removing;	   /* evicted, removal not committed */
+	struct removal *unflushed; /* ids evicted since the last barrier */
+	struct removal *waiting;   /* barriers queued, not yet run (freed by evict_fini) */
+};
+
+/* A batch of evicted ids waiting for the commit of their removals (a writer barrier). */
+struct removal {
+	struct task t;
+	struct removal *next; /* evictor.waiting */
+	int status;
+	size_t n, cap;
+	uint64_t ids[];
 };
 
 static void refresh_limit(struct daemon *d)
@@ -65,6 +76,17 @@ int evict_init(struct daemon *d)
 
 void evict_fini(struct daemon *d)
 {
+	if (!d->ev)
+		return;
+	free(d->ev->unflushed);
+	/* Barriers the writer answered after the engine stopped: their tasks never ran. */
+	while (d->ev->waiting) {
+		struct removal *r = d->ev->waiting;
+
+		d->ev->waiting = r->next;
+		free(r);
+	}
+	idset_free(&d->ev->removing);
 	free(d->ev);
 	d->ev = NULL;
 }
@@ -76,20 +98,66 @@ uint64_t evict_limit(struct daemon *d)
 
 static bool pending(struct evictor *ev, uint64_t id)
 {
-	for (size_t i = 0; i < ev->npending; i++) {
-		if (ev->pending[i].id == id)
-			return true;
-	}
-	return false;
+	return idset_has(&ev->removing, id);
 }
 
-static void pending_add(struct evictor *ev, uint64_t id)
+/* Engine: the removals of r's ids are committed (or failed for good). */
+static void removal_committed(struct daemon *d, struct task *t)
 {
-	if (ev->npending == PENDING_MAX)
-		memmove(ev->pending, ev->pending + 1, --ev->npending * sizeof(ev->pending[0]));
-	ev->pending[ev->npending].id = id;
-	ev->pending[ev->npending].at = daemon_now();
-	ev->npending++;
+	struct removal *r = (struct removal *)t, **pp;
+
+	for (pp = &d->ev->waiting; *pp; pp = &(*pp)->next) {
+		if (*pp == r) {
+			*pp = r->next;
+			break;
+		}
+	}
+	if (r->status) {
+		log_error(
+			"removing %zu evicted objects from the metadata failed (%s): their records "
+			"stay until a restart, and they are not loaded again meanwhile",
+			r->n, strerror(-r->status));
+	} else {
+		for (size_t i = 0; i < r->n; i++)
+			idset_del(&d->ev->removing, r->ids[i]);
+	}
+	free(r);
+}
+
+/* Engine: queues one barrier behind the removals evicted since the last call. */
+static void removals_flush(struct daemon *d)
+{
+	struct removal *r = d->ev->unflushed;
+
+	if (!r)
+		return;
+	d->ev->unflushed = NULL;
+	r->next = d->ev->waiting;
+	d->ev->waiting = r;
+	r->t.fn = removal_committed;
+	writer_barrier(d, &r->t, &r->status);
+}
+
+/* Engine: id's removal is queued. Returns -ENOMEM (nothing changed) if it cannot be tracked. */
+static int pending_add(struct evictor *ev, uint64_t id)
+{
+	struct removal *r = ev->unflushed;
+
+	if (!r || r->n == r->cap) {
+		size_t cap = r ? r->cap * 2 : 64;
+		struct removal *nr = realloc(r, sizeof(*r) + cap * sizeof(r->ids[0]));
+
+		if (!nr)
+			return -ENOMEM;
+		if (!r)
+			nr->n = 0;
+		nr->cap = cap;
+		ev->unflushed = r = nr;
+	}
+	if (idset_add(&ev->removing, id))
+		return -ENOMEM;
+	r->ids[r->n++] = id;
+	return 0;
 }
 
 struct scan {
@@ -104,8 +172,15 @@ struct scan {
 static uint64_t evict_one(struct daemon *d, const struct meta_object *o)
 {
 	char name[32];
-	uint64_t bytes = objects_forget(d, o->id);
+	uint64_t bytes;
 	uint32_t nblocks = (uint32_t)((o->size + PROTO_BLOCK_SIZE - 1) >> PROTO_BLOCK_SHIFT);
+
+	/* Tracked first: an object whose removal cannot be tracked is not evicted now. */
+	if (pending_add(d->ev, o->id)) {
+		log_warn("evicting %s: out of memory; it stays cached for now", o->name);
+		return 0;
+	}
+	bytes = objects_forget(d, o->id);
 
 	snprintf(name, sizeof(name), "%016" PRIx64, o->id);
 	if (!bytes && nblocks) {
@@ -129,7 +204,6 @@ static uint64_t evict_one(struct daemon *d, const struct meta_object *o)
 	if (unlinkat(d->objects_dirfd, name, 0) < 0 && errno != ENOENT)
 		log_warn("evicting %s: unlink: %s", o->name, strerror(errno));
 	writer_del_object(d, o->id);
-	pending_add(d->ev, o->id);
 	objects_account(d, -(int64_t)bytes);
 	atomic_fetch_add(&d->st.evicted_objects, 1);
 	atomic_fetch_add(&d->st.evicted_bytes, bytes);
@@ -161,6 +235,7 @@ uint64_t evict_now(struct daemon *d, uint64_t id)
 	if (meta_object_get(d->meta, id, rec) == 0 && !pending(d->ev, id))
 		bytes = evict_one(d, rec);
 	free(rec);
+	removals_flush(d);
 	return bytes;
 }
 
@@ -202,6 +277,7 @@ uint64_t evict_run(struct daemon *d, uint64_t want_free)
 	if (objects_bytes_cached(d) <= s.target)
 		return 0;
 	meta_evict_scan(d->meta, scan_fn, &s);
+	removals_flush(d);
 	if (objects_bytes_cached(d) > s.target && ev->fs_free < ev->fs_size / 20 + want_free)
 		shed_open_blocks(d, objects_bytes_cached(d) - s.target > (64u << 20)
 					    ? objects_bytes_cached(d) - s.target
@@ -228,14 +304,7 @@ uint64_t evict_run(struct daemon *d, uint64_t want_free)
 void evict_tick(struct daemon *d)
 {
 	struct evictor *ev = d->ev;
-	int64_t now = daemon_now();
-	size_t keep = 0;
 
-	for (size_t i = 0; i < ev->npending; i++) {
-		if (now - ev->pending[i].at < PENDING_TTL)
-			ev->pending[keep++] = ev->pending[i];
-	}
-	ev->npending = keep;
 	refresh_limit(d);
 	objects_tick(d);
 	if (objects_bytes_cached(d) > ev->limit)
@@ -249,6 +318,7 @@ uint64_t evict_objects(struct daemon *d, uint64_t id, bool all)
 	struct scan s = { .d = d, .only_id = id, .force_all = all };
 
 	meta_evict_scan(d->meta, scan_fn, &s);
+	removals_flush(d);
 	return s.freed;
 }
 

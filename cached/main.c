@@ -240,6 +240,26 @@ static void defaults(struct daemon_config *c)
 	c->log_level = LOG_LVL_INFO;
 }
 
+/* At a clean exit, with everything committed: the count of cached bytes must equal the bytes the
+ * objects hold. A mismatch is a bug; it is logged as an error (tests look for it). */
+static void check_accounting(struct daemon *d)
+{
+	struct objects_count n;
+	int rc = objects_recount(d, &n);
+
+	if (rc)
+		log_warn("accounting check at exit: recounting failed: %s", strerror(-rc));
+	else if (n.counted != n.resident_bytes + n.stored_bytes)
+		log_error(
+			"accounting check at exit: the count of cached bytes is %llu, the objects "
+			"hold %llu",
+			(unsigned long long)n.counted,
+			(unsigned long long)(n.resident_bytes + n.stored_bytes));
+	else
+		log_debug("accounting check at exit: %llu bytes cached, consistent",
+			  (unsigned long long)n.counted);
+}
+
 static int parse_args(int argc, char **argv, struct opts *o)
 {
 	static const struct option longs[] = {
@@ -604,6 +624,8 @@ out_stop:
 	fetch_stop(d);
 	engine_fini(d);
 	writer_stop(d);
+	if (status == 0)
+		check_accounting(d);
 	ctl_fini(d);
 	jobs_fini(d);
 	objects_fini(d);

@@ -251,6 +251,13 @@ static int obj_load(struct daemon *d, struct bucket *bk, const struct store_obje
 	known = rc == 0;
 	if (rc && rc != -ENOENT)
 		goto out_free;
+	if (known && evict_pending(d, o->rec.id)) {
+		/* Evicted, its removal not committed yet: its bytes no longer count and its file is
+		 * gone. The version starts over under a new id (the old record goes with its
+		 * removal; the name index then points at the new one). */
+		known = false;
+		memset(&o->rec, 0, sizeof(o->rec));
+	}
 	if (!known) {
 		o->rec.id = meta_new_object_id(d->meta);
 		o->rec.bucket_id = bk->id;
@@ -293,12 +300,15 @@ static int obj_load(struct daemon *d, struct bucket *bk, const struct store_obje
 	}
 	if (known && fresh && o->npresent) {
 		/* The record survived but the file did not: start over with no blocks. */
+		uint64_t lost = 0;
+
 		log_warn("cache file of %s vanished; its %u cached blocks are dropped", o->rec.name,
 			 o->npresent);
 		for (uint32_t b = 0; b < o->nblocks; b++) {
 			if (bit(o->present, b))
-				t->bytes_cached -= block_bytes(o, b);
+				lost += block_bytes(o, b);
 		}
+		objects_account(d, -(int64_t)lost);
 		memset(o->present, 0, mapsz);
 		o->npresent = 0;
 		writer_clear_blocks(d, o->rec.id, 0, o->nblocks);
@@ -848,7 +858,7 @@ void obj_drop_blocks(struct daemon *d, struct obj *o, uint32_t b0, uint32_t n)
 		if (bit(o->present, b)) {
 			bit_clear(o->present, b);
 			o->npresent--;
-			d->objs->bytes_cached -= block_bytes(o, b);
+			objects_account(d, -(int64_t)block_bytes(o, b));
 		}
 	}
 	writer_clear_blocks(d, o->rec.id, b0, n);
@@ -899,7 +909,7 @@ void objects_blocks_done(struct daemon *d, struct obj *o, uint32_t b0, uint32_t 
 			added += block_bytes(o, b);
 		}
 	}
-	d->objs->bytes_cached += added;
+	objects_account(d, (int64_t)added);
 	atomic_fetch_add(&d->st.blocks_fetched, n);
 	atomic_fetch_add(&d->st.bytes_fetched, added);
 	if (o->npresent == o->nblocks && !whole_object_ok(o)) {
@@ -1018,7 +1028,88 @@ uint64_t objects_forget(struct daemon *d, uint64_t id)
 
 void objects_account(struct daemon *d, int64_t delta)
 {
-	d->objs->bytes_cached += (uint64_t)delta;
+	uint64_t *used = &d->objs->bytes_cached;
+	uint64_t mag = delta < 0 ? (uint64_t)0 - (uint64_t)delta : (uint64_t)delta;
+
+	if (delta < 0 && mag > *used) {
+		/* A bug: bytes subtracted that were never counted (or counted away twice). An
+		 * underflow would read as "far over the limit" and evict everything. */
+		log_error("accounting error: removing %" PRIu64 " bytes from a count of %" PRIu64
+			  "; the count is set to 0",
+			  mag, *used);
+		atomic_fetch_add(&d->st.accounting_errors, 1);
+		*used = 0;
+	} else if (delta > 0 && mag > UINT64_MAX - *used) {
+		log_error("accounting error: adding %" PRIu64 " bytes to a count of %" PRIu64, mag,
+			  *used);
+		atomic_fetch_add(&d->st.accounting_errors, 1);
+		*used = UINT64_MAX;
+	} else {
+		*used = delta < 0 ? *used - mag : *used + mag;
+	}
+}
+
+struct recount {
+	struct daemon *d;
+	uint64_t objects, bytes;
+};
+
+static int recount_fn(void *ctx, const struct meta_object *r)
+{
+	struct recount *rc = ctx;
+	uint32_t nblocks = (uint32_t)((r->size + PROTO_BLOCK_SIZE - 1) >> PROTO_BLOCK_SHIFT);
+	uint8_t *map;
+	int err;
+
+	if (objects_find_id(rc->d, r->id) || evict_pending(rc->d, r->id) || !nblocks)
+		return 0;
+	map = calloc(1, (nblocks + 7) / 8 + 1);
+	if (!map)
+		return -ENOMEM;
+	err = meta_blocks_load(rc->d->meta, r->id, nblocks, map, NULL, NULL);
+	if (err) {
+		free(map);
+		return err;
+	}
+	rc->objects++;
+	for (uint32_t b = 0; b < nblocks; b++) {
+		if (bit(map, b)) {
+			uint64_t s = (uint64_t)b << PROTO_BLOCK_SHIFT;
+
+			rc->bytes +=
+				s + PROTO_BLOCK_SIZE > r->size ? r->size - s : PROTO_BLOCK_SIZE;
+		}
+	}
+	free(map);
+	return 0;
+}
+
+/* Recounts the cached bytes from the objects themselves (engine; blocks on LMDB reads): resident
+ * objects by their presence in memory, the others by their blocks in LMDB, minus the records
+ * whose removal is not committed yet. Meaningful once the writer has committed what was queued
+ * before (a barrier): blocks of objects no longer resident must have reached LMDB. */
+int objects_recount(struct daemon *d, struct objects_count *out)
+{
+	struct objtab *t = d->objs;
+	struct recount rc = { .d = d };
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	for (size_t i = 0; i < TABLE_SIZE; i++) {
+		for (struct obj *o = t->by_id[i]; o; o = o->id_next) {
+			out->resident_objects++;
+			for (uint32_t b = 0; b < o->nblocks; b++) {
+				if (bit(o->present, b))
+					out->resident_bytes += block_bytes(o, b);
+			}
+		}
+	}
+	err = meta_object_scan(d->meta, recount_fn, &rc);
+	out->stored_objects = rc.objects;
+	out->stored_bytes = rc.bytes;
+	out->counted = t->bytes_cached;
+	meta_usage(d->meta, &out->meta_bytes, NULL);
+	return err;
 }
 
 /* Presence of a resident object for inspect: copies up to `max` bits. Returns -ENOENT when the

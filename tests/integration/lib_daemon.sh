@@ -86,12 +86,18 @@ daemon_start() {
 	done
 }
 
-# daemon_check_log [LOG]: fails the test if the daemon's log holds a sanitizer report.
+# daemon_check_log [LOG]: fails the test if the daemon's log holds a sanitizer report or an
+# accounting error (a wrapped count of cached bytes, or a recount that disagreed with it, at any
+# time or at a clean exit).
 daemon_check_log() {
 	local log=${1:-$DAEMON_LOG}
-	if grep -Eq 'Sanitizer|runtime error:|LeakSanitizer' "$log"; then
+	if grep -Eq 'Sanitizer|runtime error:' "$log"; then
 		grep -E -A30 'Sanitizer|runtime error:' "$log" | head -n 60 >&2
 		fail "sanitizer report in $log"
+	fi
+	if grep -Eq 'accounting (error|check)' "$log"; then
+		grep -E 'accounting (error|check)' "$log" | head -n 10 >&2
+		fail "accounting error in $log"
 	fi
 }
 
@@ -214,4 +220,15 @@ mkdata_fast() {
 	openssl enc -aes-128-ctr -nosalt -pbkdf2 -pass "pass:$$.$RANDOM.$RANDOM.$SECONDS" \
 		-in /dev/zero 2>/dev/null | head -c "$2" >"$1" || true
 	[ "$(stat -c %s "$1")" = "$(numfmt --from=iec "$2")" ] || fail "mkdata_fast $1 $2"
+}
+
+# daemon_check_accounting [SOCK]: asks the daemon to check its count of cached bytes against the
+# sum over every object's present blocks (after the pending commits); fails the test unless they
+# agree. Prints the answer.
+daemon_check_accounting() {
+	local out
+	out=$(timeout -k 1 30 "$TOOL_CLIENT" --socket "${1:-$DAEMON_SOCK}" --timeout-ms 25000 \
+		s3://check ctl '{"cmd":"check"}') || fail "check request to ${1:-$DAEMON_SOCK} failed"
+	echo "check: $out"
+	[ "$(json_get j.ok <<<"$out")" = true ] || fail "the daemon's accounting is inconsistent: $out"
 }

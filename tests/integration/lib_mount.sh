@@ -370,6 +370,11 @@ mnt_finish() {
 		[ -n "$dp" ] || continue
 		kill -TERM "$dp"
 		wait_gone "$dp" 15 || fail "hoardfs-cached $dp did not exit on SIGTERM"
+		# the daemon recounts its cached bytes at a clean exit and logs any mismatch
+		if grep -qE 'accounting (error|check)' "$c/cached.log" 2>/dev/null; then
+			grep -E 'accounting (error|check)' "$c/cached.log" | head -n 5 >&2
+			fail "accounting error in $c/cached.log (above)"
+		fi
 	done <"$_MNT_CACHES"
 	san_check
 }

@@ -130,5 +130,8 @@ wait_for 20 bash -c "[ \"\$(\"$(tool client)\" --socket '$SOCK' s3://x ctl '{\"c
 used=$(ctl_get status j.bytes_used)
 step "cache limit $limit, used $used after reading 160 MiB through it;" \
 	"the store sent $(proxy_stats "$P" | json_get j.bytes_out) bytes"
+out=$(ctl check) || fail "the accounting check failed"
+[ "$(json_get j.ok <<<"$out")" = true ] || fail "inconsistent accounting: $out"
+[ "$(json_get j.accounting_errors <<<"$out")" = 0 ] || fail "accounting errors: $out"
 
 mnt_finish
