@@ -126,6 +126,8 @@ json_object *ctl_stats_json(struct daemon *d)
 	add_u64(j, "lookups", atomic_load(&s->lookups));
 	add_u64(j, "listings", atomic_load(&s->lists));
 	add_u64(j, "opens", atomic_load(&s->opens));
+	add_u64(j, "pinned_opens", atomic_load(&s->pinned_opens));
+	add_u64(j, "revokes_refused", atomic_load(&s->revokes_refused));
 	add_u64(j, "commits", atomic_load(&s->commits));
 	add_u64(j, "commit_ns", atomic_load(&s->commit_ns));
 	add_u64(j, "commit_blocks", atomic_load(&s->commit_blocks));
@@ -169,6 +171,9 @@ static const struct {
 	{ "lookups", false, "LOOKUP requests" },
 	{ "listings", false, "Directory listings fetched from stores" },
 	{ "opens", false, "OPEN requests answered" },
+	{ "pinned_opens", false, "OPENs pinned for FUSE passthrough (complete objects)" },
+	{ "revokes_refused", false,
+	  "Revocations refused because passthrough opens pin the object (evicted at last close)" },
 	{ "commits", false, "Group commits" },
 	{ "commit_ns", false, "Nanoseconds spent in group commits" },
 	{ "commit_blocks", false, "Blocks made durable by group commits" },
@@ -509,6 +514,7 @@ static int evict_fn(void *ctx, const struct meta_object *o)
 	char key[META_BUCKET_KEY_MAX + 1], url[PROTO_URL_MAX + URL_KEY_MAX];
 	struct obj *ob;
 	json_object *e;
+	bool pinned;
 
 	if (meta_bucket_key(d->meta, o->bucket_id, key, sizeof(key)))
 		return 0;
@@ -529,17 +535,20 @@ static int evict_fn(void *ctx, const struct meta_object *o)
 		return 0;
 	}
 	ob = objects_find_id(d, o->id);
+	pinned = ob && objects_pinned(ob);
 	if (!er->dry_run && ob) {
 		objects_doom(d, ob);
-		if (er->force)
+		if (er->force && !pinned)
 			objects_revoke(d, ob, 0, objects_nblocks(ob), NULL, NULL);
 	}
 	json_object_object_add(
 		e, "reason",
-		json_object_new_string(er->force
-					       ? "open: its blocks are revoked from the mounts and "
-						 "punched now; the object goes at its last close"
-					       : "open: removed at its last close"));
+		json_object_new_string(
+			pinned ? "open, read by FUSE passthrough: nothing is punched (the kernel "
+				 "reads the file directly); removed at its last close"
+			: er->force ? "open: its blocks are revoked from the mounts and "
+				      "punched now; the object goes at its last close"
+				    : "open: removed at its last close"));
 	json_object_array_add(er->deferred, e);
 	return 0;
 }

@@ -85,6 +85,7 @@ struct ep_tag {
 struct handle {
 	struct obj *obj; /* NULL = free slot */
 	uint32_t next_free;
+	bool pinned; /* served by passthrough: obj->pins counts it until CLOSE */
 };
 
 /* A connection from a mount or an inspect client (engine thread unless noted). Refcounted:
@@ -154,6 +155,8 @@ struct daemon_stats {
 	_Atomic uint64_t lookups;
 	_Atomic uint64_t lists;
 	_Atomic uint64_t opens;
+	_Atomic uint64_t pinned_opens;	  /* OPENs pinned for passthrough */
+	_Atomic uint64_t revokes_refused; /* revocations of pinned objects (doomed instead) */
 	_Atomic uint64_t commits;
 	_Atomic uint64_t commit_ns; /* total time spent in group commits */
 	_Atomic uint64_t commit_blocks;
@@ -283,6 +286,7 @@ struct open_req {
 	uint32_t seq;
 	struct bucket *bk;
 	struct store_object so; /* name = full key, version, size, mtime, checksums */
+	uint32_t flags;		/* PROTO_OPEN_F_* */
 };
 void objects_open(struct daemon *d, struct open_req *r);
 /* CLOSE of handle h by conn c (engine). */
@@ -378,6 +382,8 @@ void objects_pump(struct daemon *d);
 struct obj *objects_largest_open(struct daemon *d);
 uint32_t objects_nblocks(const struct obj *o);
 bool objects_block_present(const struct obj *o, uint32_t b);
+/* Whether passthrough opens pin the object (its blocks cannot be revoked). Engine. */
+bool objects_pinned(const struct obj *o);
 /* Marks an open object to be evicted at its last close. */
 void objects_doom(struct daemon *d, struct obj *o);
 /* Periodic work on resident objects (revocation timeouts). Engine, each second. */

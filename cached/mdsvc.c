@@ -596,6 +596,7 @@ static void do_open(struct daemon *d, struct http_client *hc, struct md_job *j)
 	ot->t.fn = open_run;
 	ot->r.c = conn_get(j->c);
 	ot->r.seq = h->seq;
+	ot->r.flags = po.flags;
 	ot->r.bk = bucket_get(d, j->mm.bk);
 	engine_post(d, &ot->t);
 	return;

@@ -39,6 +39,7 @@ struct obj {
 	uint32_t *crcs;
 	uint32_t npresent;
 	int opens;
+	int pins;     /* open handles served by passthrough: no block may be revoked or punched */
 	int fetching; /* GETs in flight */
 	struct waiter *waiters;
 	bool loading; /* prefetching the whole object */

@@ -359,6 +359,7 @@ static int handle_alloc(struct conn *c, struct obj *o, uint32_t *out)
 	}
 	c->handles[h - 1].obj = o;
 	c->handles[h - 1].next_free = 0;
+	c->handles[h - 1].pinned = false;
 	*out = h;
 	return 0;
 }
@@ -372,6 +373,10 @@ static struct obj *handle_obj(struct conn *c, uint32_t h)
 
 static void handle_release(struct conn *c, uint32_t h)
 {
+	if (c->handles[h - 1].pinned) {
+		c->handles[h - 1].obj->pins--;
+		c->handles[h - 1].pinned = false;
+	}
 	c->handles[h - 1].obj = NULL;
 	c->handles[h - 1].next_free = c->free_handle;
 	c->free_handle = h;
@@ -428,6 +433,14 @@ void objects_open(struct daemon *d, struct open_req *r)
 	rep.nblocks = o->nblocks;
 	rep.object_id = o->rec.id;
 	rep.size = o->rec.size;
+	if ((r->flags & PROTO_OPEN_F_PIN) && o->npresent == o->nblocks && !o->bad && !o->revokes) {
+		/* Complete and checked: the mount may hand the file to the kernel (passthrough),
+		 * so its bytes must stay as they are until this handle closes. */
+		c->handles[h - 1].pinned = true;
+		o->pins++;
+		rep.flags |= PROTO_OPENR_PINNED;
+		atomic_fetch_add(&d->st.pinned_opens, 1);
+	}
 	iov[0].iov_base = &rep;
 	iov[0].iov_len = sizeof(rep);
 	iov[1].iov_base = o->present;
@@ -672,8 +685,8 @@ struct obj *objects_largest_open(struct daemon *d)
 
 	for (size_t i = 0; i < TABLE_SIZE; i++) {
 		for (struct obj *o = d->objs->by_id[i]; o; o = o->id_next) {
-			if (o->opens && o->npresent && (!best || o->npresent > best->npresent) &&
-			    !o->revokes)
+			if (o->opens && !o->pins && o->npresent &&
+			    (!best || o->npresent > best->npresent) && !o->revokes)
 				best = o;
 		}
 	}
@@ -688,6 +701,11 @@ uint32_t objects_nblocks(const struct obj *o)
 bool objects_block_present(const struct obj *o, uint32_t b)
 {
 	return b < o->nblocks && bit(o->present, b);
+}
+
+bool objects_pinned(const struct obj *o)
+{
+	return o->pins > 0;
 }
 
 void objects_doom(struct daemon *d, struct obj *o)

@@ -99,7 +99,8 @@ static void try_finish(struct daemon *d, struct obj *o, struct revoke *r)
 }
 
 /* Takes blocks [b0, b0+n) of object o back from every mount and punches them; done(d, ctx)
- * runs once that happened. Returns 0, or -ENOMEM. */
+ * runs once that happened. Returns 0, -ENOMEM, or -EBUSY when passthrough opens pin the object
+ * (nothing is revoked; the object is doomed: evicted at its last close). */
 int objects_revoke(struct daemon *d, struct obj *o, uint32_t b0, uint32_t n,
 		   void (*done)(struct daemon *d, void *ctx), void *ctx)
 {
@@ -108,6 +109,17 @@ int objects_revoke(struct daemon *d, struct obj *o, uint32_t b0, uint32_t n,
 
 	if (b0 >= o->nblocks)
 		return 0;
+	if (o->pins) {
+		/* The kernel reads this file directly for passthrough opens: nothing it may read is
+		 * destroyed. The object goes (and is fetched again) once the last of them closes.
+		 */
+		log_warn("%s: %d open file(s) read it by passthrough; its blocks stay until they "
+			 "close, then it is evicted",
+			 o->rec.name, o->pins);
+		atomic_fetch_add(&d->st.revokes_refused, 1);
+		objects_doom(d, o);
+		return -EBUSY;
+	}
 	if (n > o->nblocks - b0)
 		n = o->nblocks - b0;
 	r = calloc(1, sizeof(*r));

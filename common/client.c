@@ -515,10 +515,10 @@ out:
 	return rc;
 }
 
-int hfc_open(struct hfc *c, const char *path, const char *version, uint64_t size, int timeout_ms,
-	     struct proto_open_reply *rep, uint8_t **bitmap, int *fd)
+int hfc_open(struct hfc *c, const char *path, const char *version, uint64_t size, uint32_t flags,
+	     int timeout_ms, struct proto_open_reply *rep, uint8_t **bitmap, int *fd)
 {
-	struct proto_open po = { .size = size, .path_len = (uint32_t)strlen(path) };
+	struct proto_open po = { .size = size, .path_len = (uint32_t)strlen(path), .flags = flags };
 	size_t len, rlen, maplen;
 	int status = 0, nfds = 0, rc;
 	uint8_t *buf = NULL;

@@ -93,8 +93,8 @@ int hfc_list(struct hfc *c, const char *path, uint64_t cursor, int timeout_ms,
  * caller closes it), *rep the handle and size, and *bitmap a malloc'ed presence map of
  * rep->nblocks bits (the caller frees it). Returns 0 or an error.
  */
-int hfc_open(struct hfc *c, const char *path, const char *version, uint64_t size, int timeout_ms,
-	     struct proto_open_reply *rep, uint8_t **bitmap, int *fd);
+int hfc_open(struct hfc *c, const char *path, const char *version, uint64_t size, uint32_t flags,
+	     int timeout_ms, struct proto_open_reply *rep, uint8_t **bitmap, int *fd);
 
 int hfc_close_handle(struct hfc *c, uint32_t handle, int timeout_ms);
 

@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 #define PROTO_MAGIC   0x31444648u /* "HFD1" little-endian */
-#define PROTO_VERSION 1u
+#define PROTO_VERSION 2u	  /* 2: OPEN flags, the pin for passthrough */
 
 /* The largest message either side sends, header included. Receivers drop longer ones. */
 #define PROTO_MSG_MAX (256u * 1024u)
@@ -133,13 +133,19 @@ struct proto_dirent {
 };
 _Static_assert(sizeof(struct proto_dirent) == 168, "proto_dirent layout");
 
+/* OPEN flags */
+/* Pin the object if it is complete: the mount will serve this handle by FUSE passthrough (the
+ * kernel reads the cache file directly, which no one can take back), so the daemon must never
+ * revoke or punch its blocks while the handle is open. The reply says whether it was pinned. */
+#define PROTO_OPEN_F_PIN 0x1u
+
 /* OPEN: the version the mount looked up. */
 struct proto_open {
 	uint64_t size;
 	char version[PROTO_VERSION_MAX];
 	uint32_t path_len;
-	uint32_t reserved;
-	/* char path[path_len] follows */
+	uint32_t flags; /* PROTO_OPEN_F_* */
+			/* char path[path_len] follows */
 };
 _Static_assert(sizeof(struct proto_open) == 144, "proto_open layout");
 
@@ -148,9 +154,13 @@ struct proto_open_reply {
 	uint32_t nblocks;   /* blocks in the object: ceil(size / PROTO_BLOCK_SIZE) */
 	uint64_t object_id; /* the daemon's object id (for logs and inspect) */
 	uint64_t size;
+	uint32_t flags; /* PROTO_OPENR_* */
+	uint32_t reserved;
 	/* uint8_t present[(nblocks + 7) / 8] follows: bit b of byte b/8 = block b present */
 };
-_Static_assert(sizeof(struct proto_open_reply) == 24, "proto_open_reply layout");
+_Static_assert(sizeof(struct proto_open_reply) == 32, "proto_open_reply layout");
+/* proto_open_reply.flags */
+#define PROTO_OPENR_PINNED 0x1u /* complete, and pinned until this handle's CLOSE */
 
 struct proto_close {
 	uint32_t handle;

@@ -386,14 +386,15 @@ int conn_call_list(struct mnt *m, const char *path, uint64_t cursor,
 }
 
 int conn_call_open(struct mnt *m, const char *path, const char *version, uint64_t size,
-		   struct proto_open_reply *rep, uint8_t **bitmap, int *fd, uint32_t *gen)
+		   uint32_t flags, struct proto_open_reply *rep, uint8_t **bitmap, int *fd,
+		   uint32_t *gen)
 {
 	uint64_t deadline = mono_ms() + (uint64_t)m->o.read_timeout * 1000;
 	int tmo = m->o.read_timeout * 1000;
 	struct hfc *c;
 
 	return RETRYING(m, deadline, c, gen,
-			hfc_open(c, path, version, size, tmo, rep, bitmap, fd));
+			hfc_open(c, path, version, size, flags, tmo, rep, bitmap, fd));
 }
 
 void conn_call_close(struct mnt *m, uint32_t handle, uint32_t gen)

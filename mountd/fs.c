@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "mountd/fs.h"
+#include "mountd/inval.h"
 #include "mountd/mount.h"
 
 #define INO_TAB 65536
@@ -30,6 +31,9 @@ struct inode {
 	int64_t mtime_sec;
 	uint32_t mtime_nsec;
 	char version[PROTO_VERSION_MAX];
+	/* Its object became complete while read the ordinary way: lookups of (path, version)
+	 * get a new inode (whose opens are passthrough); this one lives on for its open files. */
+	bool retired;
 };
 
 struct fs {
@@ -42,6 +46,7 @@ struct fs {
 	double attr_timeout;
 	double neg_timeout;
 	time_t mounted_at;
+	struct inval *inval; /* set once the session exists (fs_set_session) */
 };
 
 /* A directory snapshot taken at opendir. */
@@ -87,7 +92,7 @@ static struct inode *ino_get(struct fs *fs, const char *path, const struct proto
 	struct inode *i;
 
 	for (i = fs->by_key[h]; i; i = i->key_next) {
-		if (i->type == a->type && strcmp(i->path, path) == 0 &&
+		if (!i->retired && i->type == a->type && strcmp(i->path, path) == 0 &&
 		    strcmp(i->version, ver) == 0 &&
 		    (a->type == PROTO_FT_DIR || i->size == a->size)) {
 			i->nlookup++;
@@ -148,6 +153,7 @@ struct ino_copy {
 	uint8_t type;
 	uint64_t size;
 	char version[PROTO_VERSION_MAX];
+	bool retired;
 };
 
 static int ino_copy(struct fs *fs, fuse_ino_t ino, struct ino_copy *out)
@@ -164,6 +170,7 @@ static int ino_copy(struct fs *fs, fuse_ino_t ino, struct ino_copy *out)
 		out->type = i->type;
 		out->size = i->size;
 		snprintf(out->version, sizeof(out->version), "%s", i->version);
+		out->retired = i->retired;
 	}
 	pthread_mutex_unlock(&fs->lock);
 	return rc;
@@ -208,6 +215,11 @@ static void after_init(struct fs *fs)
 
 	if (atomic_load(&m->bdi_pending) && atomic_exchange(&m->bdi_pending, false))
 		conn_request_bdi(m, m->bdi_major, m->bdi_minor, m->o.read_ahead_kb);
+}
+
+struct mnt *fs_mnt(void *userdata)
+{
+	return ((struct fs *)userdata)->m;
 }
 
 static struct fs *fs_of(fuse_req_t req)
@@ -533,7 +545,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (!rc && c->type == PROTO_FT_DIR)
 		rc = EISDIR;
 	if (!rc) {
-		rc = -objs_open(fs->m, c->path, c->version, c->size, &o);
+		rc = -objs_open(fs->m, ino, c->path, c->version, c->size, !c->retired, &o);
 		if (rc && rc != ENOENT)
 			log_warn("open of %s failed: %s", c->path, strerror(rc));
 		if (rc == ESTALE)
@@ -548,7 +560,16 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->keep_cache = 1; /* one inode per version: cached pages never go stale */
 	fi->direct_io = fs->m->o.direct_io;
 	fi->noflush = 1;
-	if (fuse_reply_open(req, fi) == -ENOENT)
+	if (objs_backing(o) > 0) {
+		/* The kernel reads the cache file itself; it refuses KEEP_CACHE with passthrough.
+		 */
+		fi->keep_cache = 0;
+		passthru_next_open(objs_backing(o));
+		atomic_fetch_add(&fs->m->pt.opens, 1);
+	}
+	rc = fuse_reply_open(req, fi);
+	passthru_next_open(0);
+	if (rc == -ENOENT)
 		objs_release(fs->m, o); /* the opener was interrupted */
 }
 
@@ -778,10 +799,67 @@ int fs_new(struct mnt *m, struct fs **out)
 	return 0;
 }
 
+/* The object of inode `ino` was read the ordinary way and is now complete, or no longer open:
+ * retire the inode and make the kernel look the name up again, so that new opens reach a fresh
+ * inode whose mode is decided at its first open (an inode's opens are all passthrough or all
+ * ordinary: the kernel fails a mix with EIO). */
+static void retire_inode(void *ctx, uint64_t ino)
+{
+	struct fs *fs = ctx;
+	char parent[PROTO_PATH_MAX], *slash;
+	uint64_t pino = FUSE_ROOT_ID;
+	struct inode *i;
+
+	pthread_mutex_lock(&fs->lock);
+	i = ino_find(fs, ino);
+	if (!i || i->retired || i->type != PROTO_FT_FILE || !fs->inval) {
+		pthread_mutex_unlock(&fs->lock);
+		return;
+	}
+	i->retired = true;
+	snprintf(parent, sizeof(parent), "%s", i->path);
+	slash = strrchr(parent, '/');
+	if (slash) {
+		*slash = '\0';
+		pino = 0;
+		for (struct inode *p = fs->by_key[hash_str(parent, "") % INO_TAB]; p;
+		     p = p->key_next) {
+			if (p->type == PROTO_FT_DIR && strcmp(p->path, parent) == 0) {
+				pino = p->ino;
+				break;
+			}
+		}
+	}
+	if (pino)
+		inval_entry(fs->inval, pino, slash ? slash + 1 : i->path);
+	pthread_mutex_unlock(&fs->lock);
+}
+
+int fs_set_session(struct fs *fs, struct fuse_session *se)
+{
+	int rc = inval_start(se, &fs->inval);
+
+	if (!rc) {
+		fs->m->hook_ctx = fs;
+		fs->m->ordinary_done_hook = retire_inode;
+	}
+	return rc;
+}
+
+void fs_stop(struct fs *fs)
+{
+	if (!fs)
+		return;
+	fs->m->ordinary_done_hook = NULL;
+	inval_stop(fs->inval);
+	fs->inval = NULL;
+}
+
 void fs_free(struct fs *fs)
 {
 	if (!fs)
 		return;
+	fs_stop(fs);
 	for (size_t k = 0; k < INO_TAB; k++) {
 		while (fs->by_ino[k]) {
 			struct inode *i = fs->by_ino[k];

@@ -47,6 +47,10 @@ static void usage(FILE *f)
 		"      --direct-io         bypass the kernel page cache for file data. On this libfuse\n"
 		"                          that also disables shared mmap, which safetensors loaders\n"
 		"                          (vLLM, SGLang, TGI) use: leave it off for model serving\n"
+		"      --no-passthrough    read complete files through FUSE too. By default the kernel\n"
+		"                          reads them straight from the cache file (FUSE passthrough,\n"
+		"                          when the kernel offers it and the mount may register files):\n"
+		"                          no copy, and one page cache for every mount of the host\n"
 		"      --metadata-ttl SECS how long listings and lookups are trusted; -1 = forever,\n"
 		"                          for immutable model buckets [60]\n"
 		"      --neg-ttl SECS      how long a missing name stays missing [5]\n"
@@ -103,6 +107,7 @@ enum {
 	OPT_DATA_DIR,
 	OPT_SOCKET,
 	OPT_NO_AUTOSTART,
+	OPT_NO_PASSTHROUGH,
 	OPT_LOG_LEVEL,
 	OPT_MOUNT_POINT,
 	OPT_BUCKET_NAME,
@@ -264,6 +269,7 @@ static int parse_args(int argc, char **argv, struct mount_opts *o)
 		{ "data-dir", required_argument, NULL, OPT_DATA_DIR },
 		{ "socket", required_argument, NULL, OPT_SOCKET },
 		{ "no-autostart", no_argument, NULL, OPT_NO_AUTOSTART },
+		{ "no-passthrough", no_argument, NULL, OPT_NO_PASSTHROUGH },
 		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 		{ "mount-point", required_argument, NULL, OPT_MOUNT_POINT },
 		{ "bucket-name", required_argument, NULL, OPT_BUCKET_NAME },
@@ -383,6 +389,9 @@ static int parse_args(int argc, char **argv, struct mount_opts *o)
 			break;
 		case OPT_NO_AUTOSTART:
 			o->no_autostart = true;
+			break;
+		case OPT_NO_PASSTHROUGH:
+			o->no_passthrough = true;
 			break;
 		case OPT_LOG_LEVEL:
 			if (log_level_parse(optarg, &o->log_level))
@@ -582,6 +591,16 @@ int main(int argc, char **argv)
 		fprintf(stderr, "hoardfs: cannot mount %s at %s\n", m->o.url, m->o.mountpoint);
 		goto out_signals;
 	}
+	/* Passthrough needs page-cached opens: --direct-io sends every read to us anyway. */
+	if (!m->o.no_passthrough && !m->o.direct_io) {
+		rc = passthru_install(&m->pt, se);
+		if (!rc)
+			rc = fs_set_session(fs, se);
+		if (rc)
+			log_warn("FUSE passthrough setup failed (%s): files read while incomplete "
+				 "stay ordinary FUSE files until closed",
+				 strerror(-rc));
+	}
 	/* The kernel sets the read-ahead when it processes INIT, after this: fs.c raises it at
 	 * the first request that follows INIT. */
 	if (m->o.read_ahead_kb && mount_dev(m->o.mountpoint, &major, &minor) == 0) {
@@ -620,8 +639,15 @@ int main(int argc, char **argv)
 	fuse_loop_cfg_set_idle_threads(lc, (unsigned)m->o.max_threads);
 	rc = fuse_session_loop_mt(se, lc);
 	status = rc == 0 || rc == SIGTERM || rc == SIGINT || rc == SIGHUP ? 0 : 1;
-	log_info("unmounting %s", m->o.mountpoint);
+	log_info("unmounting %s (reads through FUSE: %llu hits, %llu misses; passthrough: %llu "
+		 "opens, %llu complete files read through FUSE instead, %llu backing files)",
+		 m->o.mountpoint, (unsigned long long)atomic_load(&m->hits),
+		 (unsigned long long)atomic_load(&m->misses),
+		 (unsigned long long)atomic_load(&m->pt.opens),
+		 (unsigned long long)atomic_load(&m->pt.fallbacks),
+		 (unsigned long long)atomic_load(&m->pt.backing_ids));
 out_unmount:
+	fs_stop(fs);
 	fuse_session_unmount(se);
 out_signals:
 	fuse_remove_signal_handlers(se);

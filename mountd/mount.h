@@ -13,6 +13,7 @@
 #include "common/client.h"
 #include "common/log.h"
 #include "common/proto.h"
+#include "mountd/passthru.h"
 
 struct mount_opts {
 	char url[PROTO_URL_MAX]; /* gs://bucket/prefix/ */
@@ -30,6 +31,7 @@ struct mount_opts {
 	bool direct_io;
 	bool legacy; /* invoked with the Rust tool's flags */
 	bool no_autostart;
+	bool no_passthrough; /* --no-passthrough: every read through FUSE */
 	bool uid_set, gid_set;
 	uid_t uid;
 	gid_t gid;
@@ -94,6 +96,14 @@ struct mnt {
 	pthread_t timer_thr;
 	bool timer_started;
 
+	/* FUSE passthrough (passthru.c); unused with --no-passthrough */
+	struct passthru pt;
+	/* An object read the ordinary way became complete, or its last open was released (any
+	 * thread, no lock held): the fs gives its path a new inode, so that later opens decide
+	 * their mode afresh (passthrough for a complete object). */
+	void (*ordinary_done_hook)(void *ctx, uint64_t ino);
+	void *hook_ctx;
+
 	/* the mount's BDI, whose read-ahead is raised once INIT was processed */
 	unsigned bdi_major, bdi_minor;
 	_Atomic bool bdi_pending;
@@ -117,7 +127,8 @@ int conn_call_list(struct mnt *m, const char *path, uint64_t cursor,
 		   int (*fn)(void *ctx, const struct proto_attr *a, const char *name, size_t len),
 		   void *ctx, uint64_t *next);
 int conn_call_open(struct mnt *m, const char *path, const char *version, uint64_t size,
-		   struct proto_open_reply *rep, uint8_t **bitmap, int *fd, uint32_t *gen);
+		   uint32_t flags, struct proto_open_reply *rep, uint8_t **bitmap, int *fd,
+		   uint32_t *gen);
 void conn_call_close(struct mnt *m, uint32_t handle, uint32_t gen);
 /* Submits a ring entry on the current connection (-ENOTCONN while reconnecting). */
 int conn_submit(struct mnt *m, const struct ring_entry *e, uint32_t gen);
@@ -132,8 +143,10 @@ uint64_t mono_ms(void);
 int objs_init(struct mnt *m);
 void objs_fini(struct mnt *m);
 /* Opens (or shares) the object of an inode. */
-int objs_open(struct mnt *m, const char *path, const char *version, uint64_t size,
-	      struct mobj **out);
+/* Opens (or shares) the object of inode ino; passthrough_ok: its opens may be passthrough
+ * opens (the inode never had ordinary ones). */
+int objs_open(struct mnt *m, uint64_t ino, const char *path, const char *version, uint64_t size,
+	      bool passthrough_ok, struct mobj **out);
 void objs_release(struct mnt *m, struct mobj *o);
 /* Answers a read exactly once: from the cache file when present, else after FETCH. */
 void objs_read(struct mnt *m, struct mobj *o, void *req, uint64_t off, size_t size);
@@ -144,6 +157,8 @@ void objs_lost(struct mnt *m);
 /* After a reconnect: reopen every object and resubmit what was in flight. */
 void objs_reconnected(struct mnt *m);
 uint64_t objs_size(const struct mobj *o);
+/* The backing id that opens of o answer with (passthrough), or 0 (ordinary reads). */
+int objs_backing(const struct mobj *o);
 /* Starts the thread that fails reads still unanswered at their deadline. */
 int objs_start_timer(struct mnt *m);
 

@@ -21,6 +21,11 @@
 #define PREFETCH_WINDOW (64u << 20) /* how far ahead of a sequential reader to ask for */
 #define PREFETCH_CHUNK	(16u << 20)
 #define DISK_RA		(32u << 20) /* how far ahead of a sequential reader the disk reads */
+/* A passthrough object outlives its last release by this long. The kernel keeps an inode's
+ * backing file until it has processed the last RELEASE reply; an OPEN answered meanwhile with
+ * a new backing id would fail with EIO (one backing file per inode), so opens in that window
+ * must find the same object and id. */
+#define PT_LINGER_MS 2000
 
 /* One ring entry in flight: blocks [b0, b0+n) of o. */
 struct fetch_ent {
@@ -60,8 +65,16 @@ struct mobj {
 	/* The object file mapped read-only: replies copy straight from its page cache pages into
 	 * the kernel's FUSE request (one copy, no read syscall). NULL: replies read from fd. */
 	const char *map;
-	bool broken;		  /* could not be reopened after a reconnect: reads fail */
-	_Atomic uint8_t *present; /* bit per block; readers test it without a lock */
+	bool broken; /* could not be reopened after a reconnect: reads fail */
+	/* > 0: complete and pinned by the daemon when opened, registered as the backing file of
+	 * every open of this object (its inode): the kernel reads the cache file itself. Set
+	 * before the object is shared, released at its last release. */
+	int backing_id;
+	_Atomic uint8_t *present;  /* bit per block; readers test it without a lock */
+	_Atomic uint32_t npresent; /* bits set in present */
+	uint64_t ino;		   /* the inode whose opens share this object */
+	bool switch_asked;     /* complete: new opens were sent to a passthrough inode (rlock) */
+	uint64_t linger_until; /* refs == 0: destroyed by the timer at this time (rlock) */
 	/* Held shared by every reply from the cache file, exclusively to drop blocks the daemon
 	 * revokes (and to swap fd on reconnect): no reply reads a block after its ack. */
 	pthread_rwlock_t rw;
@@ -83,8 +96,19 @@ static bool present(const struct mobj *o, uint32_t b)
 
 static void set_present(struct mobj *o, uint32_t b)
 {
-	atomic_fetch_or_explicit(&o->present[b >> 3], (uint8_t)(1u << (b & 7)),
-				 memory_order_release);
+	uint8_t old = atomic_fetch_or_explicit(&o->present[b >> 3], (uint8_t)(1u << (b & 7)),
+					       memory_order_release);
+
+	if (!(old & (1u << (b & 7))))
+		atomic_fetch_add(&o->npresent, 1);
+}
+
+static void clear_present(struct mobj *o, uint32_t b)
+{
+	uint8_t old = atomic_fetch_and(&o->present[b >> 3], (uint8_t) ~(1u << (b & 7)));
+
+	if (old & (1u << (b & 7)))
+		atomic_fetch_sub(&o->npresent, 1);
 }
 
 static bool bit(const uint8_t *m, uint32_t b)
@@ -103,6 +127,11 @@ static void bit_set(uint8_t *m, uint32_t b, bool on)
 uint64_t objs_size(const struct mobj *o)
 {
 	return o->size;
+}
+
+int objs_backing(const struct mobj *o)
+{
+	return o->backing_id;
 }
 
 /* ---- fetch table (rlock held) ---- */
@@ -247,8 +276,8 @@ int objs_init(struct mnt *m)
 	return m->fetch_tab ? 0 : -ENOMEM;
 }
 
-int objs_open(struct mnt *m, const char *path, const char *version, uint64_t size,
-	      struct mobj **out)
+int objs_open(struct mnt *m, uint64_t ino, const char *path, const char *version, uint64_t size,
+	      bool passthrough_ok, struct mobj **out)
 {
 	struct proto_open_reply rep;
 	struct mobj *o;
@@ -259,16 +288,18 @@ int objs_open(struct mnt *m, const char *path, const char *version, uint64_t siz
 
 	pthread_mutex_lock(&m->rlock);
 	for (o = m->objs; o; o = o->next) {
-		if (o->size == size && strcmp(o->version, version) == 0 &&
-		    strcmp(o->path, path) == 0) {
+		if (o->ino == ino) {
 			o->refs++;
+			o->linger_until = 0;
 			pthread_mutex_unlock(&m->rlock);
 			*out = o;
 			return 0;
 		}
 	}
 	pthread_mutex_unlock(&m->rlock);
-	rc = conn_call_open(m, path, version, size, &rep, &bitmap, &fd, &gen);
+	passthrough_ok = passthrough_ok && passthru_usable(&m->pt);
+	rc = conn_call_open(m, path, version, size, passthrough_ok ? PROTO_OPEN_F_PIN : 0, &rep,
+			    &bitmap, &fd, &gen);
 	if (rc)
 		return rc;
 	o = calloc(1, sizeof(*o));
@@ -289,12 +320,21 @@ int objs_open(struct mnt *m, const char *path, const char *version, uint64_t siz
 	}
 	snprintf(o->version, sizeof(o->version), "%s", version);
 	o->size = size;
+	o->ino = ino;
 	o->nblocks = rep.nblocks;
 	o->handle = rep.handle;
 	o->gen = gen;
 	o->fd = fd;
 	o->map = map_file(fd, size);
 	o->refs = 1;
+	if ((rep.flags & PROTO_OPENR_PINNED) && passthrough_ok) {
+		int id = passthru_register(&m->pt, fd);
+
+		if (id > 0)
+			o->backing_id = id;
+		else
+			atomic_fetch_add(&m->pt.fallbacks, 1);
+	}
 	{
 		pthread_rwlockattr_t ra;
 
@@ -305,6 +345,10 @@ int objs_open(struct mnt *m, const char *path, const char *version, uint64_t siz
 		pthread_rwlockattr_destroy(&ra);
 	}
 	memcpy((void *)o->present, bitmap, maplen - 1);
+	for (uint32_t b = 0; b < o->nblocks; b++) {
+		if (bit(bitmap, b))
+			o->npresent++;
+	}
 	free(bitmap);
 	pthread_mutex_lock(&m->rlock);
 	o->next = m->objs;
@@ -338,13 +382,9 @@ int objs_open(struct mnt *m, const char *path, const char *version, uint64_t siz
 	return 0;
 }
 
-void objs_release(struct mnt *m, struct mobj *o)
+/* Unlinks o (refs 0) from the open objects and forgets its entries in flight. rlock held. */
+static void obj_unlink(struct mnt *m, struct mobj *o)
 {
-	pthread_mutex_lock(&m->rlock);
-	if (--o->refs > 0) {
-		pthread_mutex_unlock(&m->rlock);
-		return;
-	}
 	if (o->prev)
 		o->prev->next = o->next;
 	else
@@ -367,11 +407,24 @@ void objs_release(struct mnt *m, struct mobj *o)
 			}
 		}
 	}
-	pthread_mutex_unlock(&m->rlock);
+}
+
+/* Frees an unlinked object: its backing id, the daemon's handle, its file. */
+static void obj_destroy(struct mnt *m, struct mobj *o, bool connected)
+{
 	/* No new read can reach o (its last handle is released); wait for replies still returning.
 	 */
 	while (atomic_load(&o->replying) > 0)
 		sched_yield();
+	/* Every open of the inode is released and the kernel has long dropped its backing file
+	 * (PT_LINGER_MS): the backing id, then the daemon's pin, go. */
+	if (connected)
+		passthru_unregister(&m->pt, o->backing_id);
+	if (connected && !o->backing_id && !o->switch_asked && m->ordinary_done_hook &&
+	    passthru_usable(&m->pt))
+		/* Read the ordinary way: later opens of its path get a fresh inode, whose mode is
+		 * decided again (an inode's opens are all passthrough or all ordinary). */
+		m->ordinary_done_hook(m->hook_ctx, o->ino);
 	conn_call_close(m, o->handle, o->gen);
 	unmap_file(o->map, o->size);
 	close(o->fd);
@@ -381,6 +434,46 @@ void objs_release(struct mnt *m, struct mobj *o)
 	free(o->requested);
 	free(o->demanded);
 	free(o);
+}
+
+void objs_release(struct mnt *m, struct mobj *o)
+{
+	pthread_mutex_lock(&m->rlock);
+	if (--o->refs > 0) {
+		pthread_mutex_unlock(&m->rlock);
+		return;
+	}
+	if (o->backing_id > 0 && !atomic_load(&m->stopping)) {
+		o->linger_until = mono_ms() + PT_LINGER_MS; /* the timer destroys it */
+		pthread_mutex_unlock(&m->rlock);
+		return;
+	}
+	obj_unlink(m, o);
+	pthread_mutex_unlock(&m->rlock);
+	obj_destroy(m, o, true);
+}
+
+/* Destroys the passthrough objects whose linger time is over (timer thread; every object at
+ * unmount, when `all`). */
+static void reap_lingering(struct mnt *m, bool all)
+{
+	uint64_t now = mono_ms();
+
+	for (;;) {
+		struct mobj *o;
+
+		pthread_mutex_lock(&m->rlock);
+		for (o = m->objs; o; o = o->next) {
+			if (o->refs == 0 && (all || (o->linger_until && o->linger_until <= now)))
+				break;
+		}
+		if (o)
+			obj_unlink(m, o);
+		pthread_mutex_unlock(&m->rlock);
+		if (!o)
+			return;
+		obj_destroy(m, o, !all);
+	}
 }
 
 /* ---- reads ---- */
@@ -691,7 +784,7 @@ static void clear_range(struct mobj *o, uint64_t off, uint64_t len)
 	pthread_rwlock_wrlock(&o->rw);
 	for (uint32_t b = (uint32_t)(off >> PROTO_BLOCK_SHIFT);
 	     b <= (uint32_t)((off + len - 1) >> PROTO_BLOCK_SHIFT); b++)
-		atomic_fetch_and(&o->present[b >> 3], (uint8_t) ~(1u << (b & 7)));
+		clear_present(o, b);
 	pthread_rwlock_unlock(&o->rw);
 }
 
@@ -804,8 +897,18 @@ void objs_complete(struct mnt *m, const struct ring_entry *e)
 		for (struct mobj *x = m->objs; x; x = x->next)
 			take_ready(x, &ready, 0, 0, false);
 	}
+	/* Complete while read the ordinary way: later opens go to a new inode, in passthrough. */
+	uint64_t switch_ino = 0;
+
+	if (o && !o->switch_asked && !o->backing_id && !o->broken &&
+	    atomic_load(&o->npresent) == o->nblocks && passthru_usable(&m->pt)) {
+		o->switch_asked = true;
+		switch_ino = o->ino;
+	}
 	pthread_mutex_unlock(&m->rlock);
 	answer(m, ready, failed);
+	if (switch_ino && m->ordinary_done_hook)
+		m->ordinary_done_hook(m->hook_ctx, switch_ino);
 	if (m->unsent)
 		resubmit_unsent(m); /* completions made room in the ring */
 }
@@ -852,6 +955,7 @@ static void *timer_main(void *arg)
 	while (!atomic_load(&m->stopping)) {
 		usleep(250000);
 		fail_expired(m);
+		reap_lingering(m, false);
 		conn_publish_stats(m);
 		if (m->nacks)
 			resend_acks(m);
@@ -877,8 +981,16 @@ static void reopen_one(struct mnt *m, struct mobj *o)
 	struct proto_open_reply rep;
 	uint8_t *bitmap = NULL;
 	uint32_t gen = 0;
-	int fd = -1, rc = conn_call_open(m, o->path, o->version, o->size, &rep, &bitmap, &fd, &gen);
+	int fd = -1,
+	    rc = conn_call_open(m, o->path, o->version, o->size,
+				o->backing_id > 0 ? PROTO_OPEN_F_PIN : 0, &rep, &bitmap, &fd, &gen);
 
+	/* The kernel keeps reading a passthrough object's old file; the daemon must pin it again.
+	 */
+	if (!rc && o->backing_id > 0 && !(rep.flags & PROTO_OPENR_PINNED))
+		log_warn("%s: the restarted daemon did not pin it; its open passthrough files keep "
+			 "reading the file they opened",
+			 o->path);
 	pthread_rwlock_wrlock(&o->rw);
 	pthread_mutex_lock(&m->rlock);
 	if (rc) {
@@ -886,6 +998,7 @@ static void reopen_one(struct mnt *m, struct mobj *o)
 			  strerror(-rc));
 		o->broken = true;
 		memset((void *)o->present, 0, (o->nblocks + 7) / 8);
+		atomic_store(&o->npresent, 0);
 	} else {
 		unmap_file(o->map, o->size);
 		close(o->fd);
@@ -897,7 +1010,7 @@ static void reopen_one(struct mnt *m, struct mobj *o)
 			if (bitmap[b >> 3] & (1u << (b & 7)))
 				set_present(o, b);
 			else
-				atomic_fetch_and(&o->present[b >> 3], (uint8_t) ~(1u << (b & 7)));
+				clear_present(o, b);
 		}
 		free(bitmap);
 	}
@@ -948,6 +1061,7 @@ void objs_lost(struct mnt *m)
 		 */
 		pthread_rwlock_wrlock(&list[i]->rw);
 		memset((void *)list[i]->present, 0, (list[i]->nblocks + 7) / 8);
+		atomic_store(&list[i]->npresent, 0);
 		pthread_rwlock_unlock(&list[i]->rw);
 		objs_release(m, list[i]);
 	}
@@ -1023,6 +1137,8 @@ void objs_fini(struct mnt *m)
 {
 	if (m->timer_started)
 		pthread_join(m->timer_thr, NULL);
+	if (m->fetch_tab)
+		reap_lingering(m, true); /* the connections are gone: backing ids went with them */
 	if (m->fetch_tab) {
 		for (size_t i = 0; i < FETCH_TAB; i++) {
 			while (m->fetch_tab[i]) {

@@ -9,6 +9,12 @@
   lib_read.py mmap FILE REF [--chunk N] [--seed S]
       maps FILE shared and read-only, compares slices around every chunk boundary (shuffled),
       then the SHA-256 of the whole mapping with REF's.
+  lib_read.py copies FILE REF
+      reads FILE whole two ways, each compared with REF by SHA-256: sendfile() into a memfd and
+      splice() through a pipe.
+  lib_read.py churn FILE REF [--threads T] [--rounds R] [--seed S]
+      T threads each open FILE, pread a random range, compare it with REF and close it, R times:
+      concurrent opens and releases of one inode must never fail (EIO) or return other bytes.
   lib_read.py holder FILE
       opens FILE, prints "open INO SIZE", then answers commands on stdin, one line each:
         read OFF LEN   -> "ok LEN SHA256" or "err ERRNAME"   (pread on the open descriptor)
@@ -122,6 +128,96 @@ def cmd_mmap(a):
     print(f"mmap ok: {len(ranges)} slices and the whole file ({size} bytes)")
 
 
+def ref_sha(path):
+    w = hashlib.sha256()
+    with open(path, "rb") as r:
+        while True:
+            b = r.read(1 << 20)
+            if not b:
+                break
+            w.update(b)
+    return w.hexdigest()
+
+
+def memfd_sha(mfd, size):
+    h = hashlib.sha256()
+    off = 0
+    while off < size:
+        b = os.pread(mfd, min(1 << 20, size - off), off)
+        if not b:
+            die(f"memfd short at {off}")
+        h.update(b)
+        off += len(b)
+    return h.hexdigest()
+
+
+def cmd_copies(a):
+    size = os.path.getsize(a.ref)
+    want = ref_sha(a.ref)
+    fd = os.open(a.file, os.O_RDONLY)
+    try:
+        # sendfile
+        mfd = os.memfd_create("sendfile")
+        off = 0
+        while off < size:
+            n = os.sendfile(mfd, fd, off, min(8 << 20, size - off))
+            if n <= 0:
+                die(f"sendfile returned {n} at {off}")
+            off += n
+        if memfd_sha(mfd, size) != want:
+            die("sendfile copy differs from the source")
+        os.close(mfd)
+        # splice through a pipe
+        rp, wp = os.pipe()
+        h = hashlib.sha256()
+        off = 0
+        while off < size:
+            n = os.splice(fd, wp, min(64 << 10, size - off), offset_src=off)
+            if n <= 0:
+                die(f"splice returned {n} at {off}")
+            off += n
+            got = b""
+            while len(got) < n:
+                got += os.read(rp, n - len(got))
+            h.update(got)
+        os.close(rp)
+        os.close(wp)
+        if h.hexdigest() != want:
+            die("splice copy differs from the source")
+    finally:
+        os.close(fd)
+    print(f"copies ok: sendfile and splice of {size} bytes")
+
+
+def cmd_churn(a):
+    size = os.path.getsize(a.ref)
+    with open(a.ref, "rb") as r:
+        ref = r.read()
+
+    def worker(t):
+        rnd = random.Random(a.seed * 1000 + t)
+        for i in range(a.rounds):
+            off = rnd.randrange(0, max(size, 1))
+            ln = rnd.randrange(1, 256 << 10)
+            try:
+                fd = os.open(a.file, os.O_RDONLY)
+                try:
+                    got = os.pread(fd, ln, off)
+                finally:
+                    os.close(fd)
+            except OSError as e:
+                return f"thread {t} round {i}: {errno.errorcode.get(e.errno, e.errno)}"
+            if got != ref[off:off + ln]:
+                return f"thread {t} round {i}: bytes [{off}, +{ln}) differ"
+        return None
+
+    with concurrent.futures.ThreadPoolExecutor(a.threads) as ex:
+        errs = [e for e in ex.map(worker, range(a.threads)) if e]
+    if errs:
+        die(f"{len(errs)} threads failed, first: {errs[0]}")
+    print(f"churn ok: {a.threads} threads x {a.rounds} open/pread/close (seed {a.seed})")
+
+
 def cmd_holder(a):
     fd = os.open(a.file, os.O_RDONLY)
     os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
@@ -168,10 +264,20 @@ def main():
         if name == "preads":
             s.add_argument("--random", type=int, default=100)
             s.add_argument("--threads", type=int, default=8)
+    s = sub.add_parser("copies")
+    s.add_argument("file")
+    s.add_argument("ref")
+    s = sub.add_parser("churn")
+    s.add_argument("file")
+    s.add_argument("ref")
+    s.add_argument("--threads", type=int, default=8)
+    s.add_argument("--rounds", type=int, default=250)
+    s.add_argument("--seed", type=int, default=1)
     s = sub.add_parser("holder")
     s.add_argument("file")
     a = p.parse_args()
-    {"preads": cmd_preads, "mmap": cmd_mmap, "holder": cmd_holder}[a.cmd](a)
+    {"preads": cmd_preads, "mmap": cmd_mmap, "copies": cmd_copies, "churn": cmd_churn,
+     "holder": cmd_holder}[a.cmd](a)
 
 
 if __name__ == "__main__":

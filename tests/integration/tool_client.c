@@ -330,7 +330,7 @@ int main(int argc, char **argv)
 		rc = hfc_lookup(c, path, timeout_ms, &a);
 		if (rc)
 			return die("lookup", rc);
-		rc = hfc_open(c, path, a.version, a.size, timeout_ms, &rep, &map, &fd);
+		rc = hfc_open(c, path, a.version, a.size, 0, timeout_ms, &rep, &map, &fd);
 		if (rc)
 			return die("open", rc);
 		if (outpath) {

@@ -252,7 +252,7 @@ static int fuzz_connect(const char *sock, struct hfc_register *reg, const char *
 	if (!rc)
 		rc = hfc_lookup(*c, path, timeout_ms, &a);
 	if (!rc)
-		rc = hfc_open(*c, path, a.version, a.size, timeout_ms, rep, map, fd);
+		rc = hfc_open(*c, path, a.version, a.size, 0, timeout_ms, rep, map, fd);
 	return rc;
 }
 
