@@ -53,6 +53,7 @@ struct daemon_config {
 	uint32_t ring_entries;	     /* [4096] */
 	uint32_t max_opens;	     /* [65536] per mount */
 	uint32_t max_waiting;	     /* [4096] FETCH/PREFETCH outstanding per mount */
+	uint64_t open_wait_max;	     /* [8G] largest object an OPEN may wait for; 0 = none */
 	uint64_t max_prefetch_bytes; /* [4 GiB] PREFETCH bytes outstanding per mount */
 	size_t map_size;	     /* [16 GiB] LMDB map */
 	char metrics_addr[64];	     /* "" = off, else "127.0.0.1:PORT" */
@@ -123,6 +124,7 @@ struct conn {
 	uint32_t handle_cap;
 	uint32_t free_handle; /* head of the free list (id), 0 = none */
 	uint32_t opens;
+	uint32_t open_waits;	 /* OPENs waiting for their object to be complete */
 	uint32_t waiting;	 /* FETCH/PREFETCH entries not yet answered */
 	uint64_t prefetch_bytes; /* bytes of PREFETCH entries not yet answered */
 };
@@ -155,8 +157,10 @@ struct daemon_stats {
 	_Atomic uint64_t lookups;
 	_Atomic uint64_t lists;
 	_Atomic uint64_t opens;
-	_Atomic uint64_t pinned_opens;	  /* OPENs pinned for passthrough */
-	_Atomic uint64_t revokes_refused; /* revocations of pinned objects (doomed instead) */
+	_Atomic uint64_t pinned_opens;	     /* OPENs pinned for passthrough */
+	_Atomic uint64_t open_waits;	     /* OPENs that waited for their object to be complete */
+	_Atomic uint64_t open_waits_expired; /* ... and were answered before it was */
+	_Atomic uint64_t revokes_refused;    /* revocations of pinned objects (doomed instead) */
 	_Atomic uint64_t commits;
 	_Atomic uint64_t commit_ns; /* total time spent in group commits */
 	_Atomic uint64_t commit_blocks;

@@ -38,6 +38,9 @@ static void usage(FILE *f)
 		"  --fetch-threads N     threads running parallel GETs [cores / 4, at least 1]\n"
 		"  --max-inflight N      parallel GETs in all [32]\n"
 		"  --chunk-size SIZE     GET size when prefetching a file being loaded [8M]\n"
+		"  --open-wait-max SIZE  largest file a passthrough mount's open may wait for while\n"
+		"                        the daemon fetches it whole (whole-file loaders then share\n"
+		"                        one page cache); 0 = opens never wait [8G]\n"
 		"  --metadata-ttl SECS   default listing cache lifetime; -1 = never expire [60]\n"
 		"  --neg-ttl SECS        lifetime of a negative lookup [5]\n"
 		"  --idle-exit SECS      exit after SECS without mounts; 0 = never [0]\n"
@@ -127,6 +130,8 @@ static int apply(struct opts *o, const char *key, const char *v)
 		o->socket_set = true;
 		return set_str(shown, v, c->socket_path, sizeof(c->socket_path));
 	}
+	if (strcmp(key, "open-wait-max") == 0)
+		return set_size(shown, v, 0, &c->open_wait_max);
 	if (strcmp(key, "cache-size") == 0)
 		return set_size(shown, v, 1 << 20, &c->cache_size);
 	if (strcmp(key, "chunk-size") == 0) {
@@ -235,6 +240,7 @@ static void defaults(struct daemon_config *c)
 	c->ring_entries = 4096;
 	c->max_opens = 65536;
 	c->max_waiting = 4096;
+	c->open_wait_max = 8ull << 30;
 	c->max_prefetch_bytes = 4ull << 30;
 	c->map_size = 16ull << 30;
 	c->log_level = LOG_LVL_INFO;
@@ -269,6 +275,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "fetch-threads", required_argument, NULL, 0 },
 		{ "md-threads", required_argument, NULL, 0 },
 		{ "commit-interval", required_argument, NULL, 0 },
+		{ "open-wait-max", required_argument, NULL, 0 },
 		{ "max-inflight", required_argument, NULL, 0 },
 		{ "chunk-size", required_argument, NULL, 0 },
 		{ "metadata-ttl", required_argument, NULL, 0 },

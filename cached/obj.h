@@ -39,8 +39,10 @@ struct obj {
 	uint32_t *crcs;
 	uint32_t npresent;
 	int opens;
-	int pins;     /* open handles served by passthrough: no block may be revoked or punched */
-	int fetching; /* GETs in flight */
+	int pins; /* open handles served by passthrough: no block may be revoked or punched */
+	struct open_wait *open_waits; /* OPENs answered once the object is complete */
+	struct obj *tick_next;	      /* objects_tick's list of objects with open_waits */
+	int fetching;		      /* GETs in flight */
 	struct waiter *waiters;
 	bool loading; /* prefetching the whole object */
 	uint32_t pf_next;
@@ -54,6 +56,15 @@ struct obj {
 	struct obj_watch *watches; /* jobs following this object (jobs.c) */
 	bool doomed;		   /* evict at the last close (inspect evict) */
 	bool bad;		   /* the store's bytes fail its own checksum: reads fail */
+};
+
+/* An OPEN that waits for its object to be complete (PROTO_OPEN_F_WAIT). */
+struct open_wait {
+	struct open_wait *next;
+	struct conn *c; /* reference */
+	uint32_t seq;
+	uint32_t flags;
+	uint64_t deadline_ms;
 };
 
 /* A job that follows an object's progress (warm). Callbacks run on the engine thread. */

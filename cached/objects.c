@@ -17,9 +17,10 @@
 #include "common/crc32c.h"
 #include "common/log.h"
 
-#define IDLE_KEEP     4096	  /* closed objects kept in memory for quick reopen */
-#define SMALL_OBJECT  (16u << 20) /* fetched whole on first read */
-#define FETCH_MAX_LEN (64ull << 20)
+#define IDLE_KEEP      4096	   /* closed objects kept in memory for quick reopen */
+#define SMALL_OBJECT   (16u << 20) /* fetched whole on first read */
+#define FETCH_MAX_LEN  (64ull << 20)
+#define OPEN_WAITS_MAX 64 /* OPENs one mount may have waiting for complete objects */
 
 static uint64_t hash_key(uint32_t bucket, const char *name, const char *version)
 {
@@ -140,7 +141,7 @@ static void maybe_idle(struct daemon *d, struct obj *o)
 {
 	struct objtab *t = d->objs;
 
-	if (!o->in_table || o->idle || o->opens || o->fetching || o->waiters)
+	if (!o->in_table || o->idle || o->opens || o->fetching || o->waiters || o->open_waits)
 		return;
 	o->idle = true;
 	o->idle_prev = t->idle_tail;
@@ -170,6 +171,13 @@ void objects_fini(struct daemon *d)
 
 				o->waiters = w->next;
 				free(w);
+			}
+			while (o->open_waits) {
+				struct open_wait *ow = o->open_waits;
+
+				o->open_waits = ow->next;
+				conn_put(ow->c);
+				free(ow);
 			}
 			table_remove(d, o);
 		}
@@ -398,34 +406,26 @@ int obj_find_or_load(struct daemon *d, struct bucket *bk, const struct store_obj
 	return 0;
 }
 
-void objects_open(struct daemon *d, struct open_req *r)
+/* Answers OPEN `seq` of conn c with a new handle on o (pinned when asked for and complete). */
+static void open_reply(struct daemon *d, struct conn *c, uint32_t seq, uint32_t flags,
+		       struct obj *o)
 {
-	struct conn *c = r->c;
 	struct proto_open_reply rep = { 0 };
 	struct iovec iov[2];
-	struct obj *o;
 	uint32_t h;
 	int rc;
 
-	if (atomic_load(&c->dead) || !c->registered)
+	if (atomic_load(&c->dead) || !c->registered) {
+		maybe_idle(d, o);
 		return;
-	if (c->opens >= d->cfg.max_opens) {
-		rc = -EMFILE;
-		goto fail;
 	}
-	rc = obj_find_or_load(d, r->bk, &r->so, &o);
-	if (rc)
-		goto fail;
 	if (sizeof(rep) + (o->nblocks + 7) / 8 > PROTO_MSG_MAX - sizeof(struct proto_hdr)) {
 		rc = -EFBIG; /* over ~2 TiB: its presence map does not fit one message */
-		maybe_idle(d, o);
 		goto fail;
 	}
 	rc = handle_alloc(c, o, &h);
-	if (rc) {
-		maybe_idle(d, o);
+	if (rc)
 		goto fail;
-	}
 	o->opens++;
 	c->opens++;
 	atomic_fetch_add(&d->st.opens, 1);
@@ -433,7 +433,7 @@ void objects_open(struct daemon *d, struct open_req *r)
 	rep.nblocks = o->nblocks;
 	rep.object_id = o->rec.id;
 	rep.size = o->rec.size;
-	if ((r->flags & PROTO_OPEN_F_PIN) && o->npresent == o->nblocks && !o->bad && !o->revokes) {
+	if ((flags & PROTO_OPEN_F_PIN) && o->npresent == o->nblocks && !o->bad && !o->revokes) {
 		/* Complete and checked: the mount may hand the file to the kernel (passthrough),
 		 * so its bytes must stay as they are until this handle closes. */
 		c->handles[h - 1].pinned = true;
@@ -445,7 +445,7 @@ void objects_open(struct daemon *d, struct open_req *r)
 	iov[0].iov_len = sizeof(rep);
 	iov[1].iov_base = o->present;
 	iov[1].iov_len = (o->nblocks + 7) / 8;
-	rc = conn_replyv(c, PROTO_OPEN, 0, r->seq, 0, iov, 2, &o->rfd, 1);
+	rc = conn_replyv(c, PROTO_OPEN, 0, seq, 0, iov, 2, &o->rfd, 1);
 	if (rc) {
 		/* The mount never learnt of this handle. */
 		handle_release(c, h);
@@ -455,9 +455,86 @@ void objects_open(struct daemon *d, struct open_req *r)
 	}
 	return;
 fail:
-	if (rc != -EMFILE)
+	maybe_idle(d, o);
+	log_warn("open of %s for mount %" PRIu64 " failed: %s", o->rec.name, c->mount_id,
+		 strerror(-rc));
+	conn_reply(c, PROTO_OPEN, seq, rc, NULL, 0, NULL, 0);
+}
+
+/* Whether OPEN r of o should wait until o is complete: asked for, incomplete, fetchable whole
+ * (small enough next to --open-wait-max and the cache), and few such opens from this mount. */
+static bool open_should_wait(struct daemon *d, const struct open_req *r, const struct obj *o)
+{
+	uint64_t limit = evict_limit(d);
+
+	return (r->flags & PROTO_OPEN_F_PIN) && (r->flags & PROTO_OPEN_F_WAIT) &&
+	       PROTO_OPEN_WAIT_SECS(r->flags) > 0 && o->npresent < o->nblocks && !o->bad &&
+	       !o->gone && o->rec.size <= d->cfg.open_wait_max && o->rec.size <= limit / 2 &&
+	       r->c->open_waits < OPEN_WAITS_MAX;
+}
+
+/* Answers the waiting OPENs of o: all of them (complete, or fetching failed), or those past
+ * their deadline (`expired_only`). Unpinned if o is still incomplete. */
+static void open_waits_finish(struct daemon *d, struct obj *o, bool expired_only)
+{
+	uint64_t now = daemon_mono_ms();
+
+	for (struct open_wait **pp = &o->open_waits; *pp;) {
+		struct open_wait *ow = *pp;
+
+		if (expired_only && ow->deadline_ms > now) {
+			pp = &ow->next;
+			continue;
+		}
+		*pp = ow->next;
+		ow->c->open_waits--;
+		if (o->npresent < o->nblocks)
+			atomic_fetch_add(&d->st.open_waits_expired, 1);
+		open_reply(d, ow->c, ow->seq, ow->flags, o);
+		conn_put(ow->c);
+		free(ow);
+	}
+	maybe_idle(d, o);
+}
+
+void objects_open(struct daemon *d, struct open_req *r)
+{
+	struct conn *c = r->c;
+	struct open_wait *ow;
+	struct obj *o;
+	int rc;
+
+	if (atomic_load(&c->dead) || !c->registered)
+		return;
+	if (c->opens >= d->cfg.max_opens) {
+		rc = -EMFILE;
+		goto fail;
+	}
+	rc = obj_find_or_load(d, r->bk, &r->so, &o);
+	if (rc) {
 		log_warn("open of %s for mount %" PRIu64 " failed: %s", r->so.name, c->mount_id,
 			 strerror(-rc));
+		goto fail;
+	}
+	if (open_should_wait(d, r, o) && (ow = calloc(1, sizeof(*ow)))) {
+		/* Fetch it whole now; the OPEN is answered once it is complete (pinned). */
+		uint64_t secs = PROTO_OPEN_WAIT_SECS(r->flags);
+
+		ow->c = conn_get(c);
+		ow->seq = r->seq;
+		ow->flags = r->flags;
+		ow->deadline_ms = daemon_mono_ms() + secs * 1000;
+		ow->next = o->open_waits;
+		o->open_waits = ow;
+		c->open_waits++;
+		atomic_fetch_add(&d->st.open_waits, 1);
+		obj_loading(d, o, 0, true);
+		objects_pump(d);
+		return;
+	}
+	open_reply(d, c, r->seq, r->flags, o);
+	return;
+fail:
 	conn_reply(c, PROTO_OPEN, r->seq, rc, NULL, 0, NULL, 0);
 }
 
@@ -716,11 +793,25 @@ void objects_doom(struct daemon *d, struct obj *o)
 
 void objects_tick(struct daemon *d)
 {
+	struct obj *waiting = NULL;
+
 	for (size_t i = 0; i < TABLE_SIZE; i++) {
 		for (struct obj *o = d->objs->by_id[i]; o; o = o->id_next) {
 			if (o->revokes)
 				revoke_tick(d, o);
+			if (o->open_waits) {
+				/* answered below: replying may trim the table we walk */
+				o->tick_next = waiting;
+				waiting = obj_get(o);
+			}
 		}
+	}
+	while (waiting) {
+		struct obj *o = waiting;
+
+		waiting = o->tick_next;
+		open_waits_finish(d, o, true);
+		obj_put(o);
 	}
 }
 
@@ -940,8 +1031,11 @@ void objects_blocks_done(struct daemon *d, struct obj *o, uint32_t b0, uint32_t 
 		objects_revoke(d, o, 0, o->nblocks, NULL, NULL);
 		if (o->watches)
 			jobs_failed(d, o, -EIO);
+		open_waits_finish(d, o, false);
 		return;
 	}
+	if (o->open_waits && o->npresent == o->nblocks)
+		open_waits_finish(d, o, false);
 	/* Record and announce only what is present now, in runs (revoked blocks are not). */
 	for (uint32_t b = b0; b < end;) {
 		uint32_t e;
@@ -1001,6 +1095,7 @@ void objects_blocks_failed(struct daemon *d, struct obj *o, uint32_t b0, uint32_
 	if (o->watches)
 		jobs_failed(d, o, status);
 	fail_waiters(d, o, b0, n, status);
+	open_waits_finish(d, o, false); /* the mount reads what it can, errors come with reads */
 }
 
 void objects_writeback_failed(struct daemon *d, uint64_t id, uint32_t b, uint32_t n)
@@ -1024,8 +1119,8 @@ bool objects_evictable(struct daemon *d, uint64_t id)
 {
 	struct obj *o = objects_find_id(d, id);
 
-	return !o ||
-	       (o->opens == 0 && o->fetching == 0 && !o->waiters && !o->revokes && !o->watches);
+	return !o || (o->opens == 0 && o->fetching == 0 && !o->waiters && !o->revokes &&
+		      !o->watches && !o->open_waits);
 }
 
 /* Forgets a resident object that is being evicted, returning the bytes it had (engine). */

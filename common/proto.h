@@ -138,6 +138,12 @@ _Static_assert(sizeof(struct proto_dirent) == 168, "proto_dirent layout");
  * kernel reads the cache file directly, which no one can take back), so the daemon must never
  * revoke or punch its blocks while the handle is open. The reply says whether it was pinned. */
 #define PROTO_OPEN_F_PIN 0x1u
+/* With PIN: if the object is not complete, the daemon may fetch it whole and answer once it is
+ * (then pinned), waiting at most PROTO_OPEN_WAIT_SECS(flags) seconds; otherwise it answers at
+ * once, unpinned. Whole-file loaders then read one page cache shared by every mount. */
+#define PROTO_OPEN_F_WAIT	    0x2u
+#define PROTO_OPEN_WAIT_SECS(f)	    ((f) >> 16)
+#define PROTO_OPEN_WAIT_FLAGS(secs) ((uint32_t)(secs) << 16)
 
 /* OPEN: the version the mount looked up. */
 struct proto_open {

@@ -51,6 +51,11 @@ static void usage(FILE *f)
 		"                          reads them straight from the cache file (FUSE passthrough,\n"
 		"                          when the kernel offers it and the mount may register files):\n"
 		"                          no copy, and one page cache for every mount of the host\n"
+		"      --open-wait SECS    an open of a file not yet cached may wait up to SECS (and\n"
+		"                          under --read-timeout) while the daemon fetches it whole,\n"
+		"                          then read it by passthrough: whole-file loaders in many\n"
+		"                          containers share one download and one page cache. Files\n"
+		"                          over the daemon's --open-wait-max never wait; 0 = never [30]\n"
 		"      --metadata-ttl SECS how long listings and lookups are trusted; -1 = forever,\n"
 		"                          for immutable model buckets [60]\n"
 		"      --neg-ttl SECS      how long a missing name stays missing [5]\n"
@@ -108,6 +113,7 @@ enum {
 	OPT_SOCKET,
 	OPT_NO_AUTOSTART,
 	OPT_NO_PASSTHROUGH,
+	OPT_OPEN_WAIT,
 	OPT_LOG_LEVEL,
 	OPT_MOUNT_POINT,
 	OPT_BUCKET_NAME,
@@ -270,6 +276,7 @@ static int parse_args(int argc, char **argv, struct mount_opts *o)
 		{ "socket", required_argument, NULL, OPT_SOCKET },
 		{ "no-autostart", no_argument, NULL, OPT_NO_AUTOSTART },
 		{ "no-passthrough", no_argument, NULL, OPT_NO_PASSTHROUGH },
+		{ "open-wait", required_argument, NULL, OPT_OPEN_WAIT },
 		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 		{ "mount-point", required_argument, NULL, OPT_MOUNT_POINT },
 		{ "bucket-name", required_argument, NULL, OPT_BUCKET_NAME },
@@ -283,6 +290,7 @@ static int parse_args(int argc, char **argv, struct mount_opts *o)
 	o->metadata_ttl = 60;
 	o->neg_ttl = 5;
 	o->read_timeout = 60;
+	o->open_wait = 30;
 	o->read_ahead_kb = 16384;
 	o->max_background = 128;
 	o->max_threads = 16;
@@ -343,6 +351,9 @@ static int parse_args(int argc, char **argv, struct mount_opts *o)
 			break;
 		case OPT_READ_TIMEOUT:
 			rc = parse_int("--read-timeout", optarg, 1, 86400, &o->read_timeout);
+			break;
+		case OPT_OPEN_WAIT:
+			rc = parse_int("--open-wait", optarg, 0, 3600, &o->open_wait);
 			break;
 		case OPT_READ_AHEAD: {
 			int v;

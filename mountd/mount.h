@@ -40,6 +40,7 @@ struct mount_opts {
 	int metadata_ttl; /* seconds, -1 = never expire */
 	int neg_ttl;
 	int read_timeout;	/* seconds: the bound on every request */
+	int open_wait;		/* seconds an OPEN may wait for its object to be fetched whole */
 	uint32_t read_ahead_kb; /* BDI read-ahead to ask for */
 	int max_background;
 	int max_threads;

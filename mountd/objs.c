@@ -276,6 +276,17 @@ int objs_init(struct mnt *m)
 	return m->fetch_tab ? 0 : -ENOMEM;
 }
 
+/* OPEN flags of a passthrough-capable open: pin, and wait (bounded well under the read timeout,
+ * which bounds the OPEN call itself) for an incomplete object to be fetched whole. */
+static uint32_t open_flags(const struct mnt *m)
+{
+	int secs = m->o.open_wait < m->o.read_timeout - 5 ? m->o.open_wait : m->o.read_timeout - 5;
+
+	if (secs > 0xffff)
+		secs = 0xffff;
+	return PROTO_OPEN_F_PIN | (secs > 0 ? PROTO_OPEN_F_WAIT | PROTO_OPEN_WAIT_FLAGS(secs) : 0);
+}
+
 int objs_open(struct mnt *m, uint64_t ino, const char *path, const char *version, uint64_t size,
 	      bool passthrough_ok, struct mobj **out)
 {
@@ -298,7 +309,7 @@ int objs_open(struct mnt *m, uint64_t ino, const char *path, const char *version
 	}
 	pthread_mutex_unlock(&m->rlock);
 	passthrough_ok = passthrough_ok && passthru_usable(&m->pt);
-	rc = conn_call_open(m, path, version, size, passthrough_ok ? PROTO_OPEN_F_PIN : 0, &rep,
+	rc = conn_call_open(m, path, version, size, passthrough_ok ? open_flags(m) : 0, &rep,
 			    &bitmap, &fd, &gen);
 	if (rc)
 		return rc;
