@@ -4,6 +4,7 @@
 #define FUSE_USE_VERSION 312
 #include <fuse_lowlevel.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -536,6 +538,66 @@ static const char *register_error(int rc)
 	}
 }
 
+/* Descriptors open now, as a bitmap of the first FD_SNAP_MAX numbers. */
+#define FD_SNAP_MAX 4096
+static void fd_snapshot(uint8_t *map)
+{
+	DIR *dir = opendir("/proc/self/fd");
+	struct dirent *e;
+
+	memset(map, 0, FD_SNAP_MAX / 8);
+	if (!dir)
+		return;
+	while ((e = readdir(dir))) {
+		char *end;
+		unsigned long n = strtoul(e->d_name, &end, 10);
+
+		if (!*end && end != e->d_name && n < FD_SNAP_MAX)
+			map[n / 8] |= (uint8_t)(1u << (n % 8));
+	}
+	closedir(dir);
+}
+
+/*
+ * With auto_unmount, libfuse keeps a socket to the fusermount3 helper, which unmounts when that
+ * socket closes and open() of the mount point then fails with ENOTCONN. When this process dies,
+ * the kernel closes its descriptors in increasing order: the socket (opened at mount time)
+ * before the /dev/fuse clones of the worker threads. fusermount3 may then open() the mount
+ * point while a clone still holds the connection: the request is aborted with ECONNABORTED a
+ * moment later, fusermount3 takes the mount for alive and leaves it mounted (seen under load:
+ * a stale mount after kill -9). Moving the socket to the highest descriptor number makes it
+ * close last. `before` is the snapshot taken before fuse_session_mount().
+ */
+static void auto_unmount_socket_last(struct fuse_session *se, const uint8_t *before)
+{
+	uint8_t after[FD_SNAP_MAX / 8];
+	struct rlimit rl;
+	int sock = -1, hi, nfd;
+
+	fd_snapshot(after);
+	for (int fd = 0; fd < FD_SNAP_MAX; fd++) {
+		struct stat st;
+
+		if (!(after[fd / 8] & (1u << (fd % 8))) || (before[fd / 8] & (1u << (fd % 8))) ||
+		    fd == fuse_session_fd(se))
+			continue;
+		if (fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode))
+			sock = fd;
+	}
+	if (sock < 0 || getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	hi = rl.rlim_cur > 1 && rl.rlim_cur <= INT_MAX ? (int)rl.rlim_cur - 1 : 1023;
+	if (hi <= sock)
+		return;
+	nfd = fcntl(sock, F_DUPFD_CLOEXEC, hi);
+	if (nfd < 0) {
+		log_debug("moving the auto-unmount socket: %s", strerror(errno));
+		return;
+	}
+	close(sock);
+	log_debug("auto-unmount socket moved from %d to %d", sock, nfd);
+}
+
 int main(int argc, char **argv)
 {
 	struct mnt *m = calloc(1, sizeof(*m));
@@ -544,6 +606,7 @@ int main(int argc, char **argv)
 	struct fuse_loop_config *lc = NULL;
 	struct fs *fs = NULL;
 	char opts[8192], fsname[PROTO_URL_MAX + 16];
+	uint8_t fds_before[FD_SNAP_MAX / 8];
 	int notify = -1, rc, status = 1;
 	unsigned major = 0, minor = 0;
 
@@ -598,10 +661,13 @@ int main(int argc, char **argv)
 		fprintf(stderr, "hoardfs: cannot install signal handlers\n");
 		goto out;
 	}
+	fd_snapshot(fds_before);
 	if (fuse_session_mount(se, m->o.mountpoint)) {
 		fprintf(stderr, "hoardfs: cannot mount %s at %s\n", m->o.url, m->o.mountpoint);
 		goto out_signals;
 	}
+	if (m->o.auto_unmount)
+		auto_unmount_socket_last(se, fds_before);
 	/* Passthrough needs page-cached opens: --direct-io sends every read to us anyway. */
 	if (!m->o.no_passthrough && !m->o.direct_io) {
 		rc = passthru_install(&m->pt, se);
