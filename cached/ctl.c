@@ -127,6 +127,7 @@ json_object *ctl_stats_json(struct daemon *d)
 	add_u64(j, "listings", atomic_load(&s->lists));
 	add_u64(j, "opens", atomic_load(&s->opens));
 	add_u64(j, "pinned_opens", atomic_load(&s->pinned_opens));
+	add_u64(j, "backing_registered", atomic_load(&s->backing_registered));
 	add_u64(j, "open_waits", atomic_load(&s->open_waits));
 	add_u64(j, "open_waits_expired", atomic_load(&s->open_waits_expired));
 	add_u64(j, "revokes_refused", atomic_load(&s->revokes_refused));
@@ -174,6 +175,8 @@ static const struct {
 	{ "listings", false, "Directory listings fetched from stores" },
 	{ "opens", false, "OPEN requests answered" },
 	{ "pinned_opens", false, "OPENs pinned for FUSE passthrough (complete objects)" },
+	{ "backing_registered", false,
+	  "Passthrough backing files registered for mounts without CAP_SYS_ADMIN" },
 	{ "open_waits", false, "OPENs that waited while their file was fetched whole" },
 	{ "open_waits_expired", false,
 	  "Waiting OPENs answered before their file was complete (deadline or failure)" },

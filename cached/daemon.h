@@ -125,6 +125,7 @@ struct conn {
 	uint32_t free_handle; /* head of the free list (id), 0 = none */
 	uint32_t opens;
 	uint32_t open_waits;	 /* OPENs waiting for their object to be complete */
+	uint32_t backing_ids;	 /* passthrough backing files registered for it (backing.c) */
 	uint32_t waiting;	 /* FETCH/PREFETCH entries not yet answered */
 	uint64_t prefetch_bytes; /* bytes of PREFETCH entries not yet answered */
 };
@@ -158,6 +159,7 @@ struct daemon_stats {
 	_Atomic uint64_t lists;
 	_Atomic uint64_t opens;
 	_Atomic uint64_t pinned_opens;	     /* OPENs pinned for passthrough */
+	_Atomic uint64_t backing_registered; /* backing files registered for mounts */
 	_Atomic uint64_t open_waits;	     /* OPENs that waited for their object to be complete */
 	_Atomic uint64_t open_waits_expired; /* ... and were answered before it was */
 	_Atomic uint64_t revokes_refused;    /* revocations of pinned objects (doomed instead) */
@@ -181,6 +183,7 @@ struct daemon {
 	int64_t started_at;
 	int lock_fd;
 	int objects_dirfd;
+	int ro_objects_fd; /* read-only view of objects/ for passthrough registrations, or -1 */
 	_Atomic int stopping;
 
 	/* engine */
@@ -386,6 +389,9 @@ void objects_pump(struct daemon *d);
 struct obj *objects_largest_open(struct daemon *d);
 uint32_t objects_nblocks(const struct obj *o);
 bool objects_block_present(const struct obj *o, uint32_t b);
+/* Object id of conn c's handle h if the daemon pinned it at OPEN: 0, -EBADF, or -EPERM (not
+ * pinned: not complete when opened). Engine. */
+int objects_pinned_handle(struct conn *c, uint32_t h, uint64_t *id);
 /* Whether passthrough opens pin the object (its blocks cannot be revoked). Engine. */
 bool objects_pinned(const struct obj *o);
 /* Marks an open object to be evicted at its last close. */

@@ -1,6 +1,7 @@
 /* hoardfs-cached: the host cache daemon. Parses options and the config file, checks and locks
  * the cache directory, opens LMDB, starts the threads, and runs the engine until SIGTERM. */
 #include "cached/daemon.h"
+#include "cached/backing.h"
 #include "cached/jobs.h"
 
 #include <dirent.h>
@@ -568,7 +569,7 @@ int main(int argc, char **argv)
 		snprintf(o.log_file, sizeof(o.log_file), "%.*s/cached.log", PATH_MAX - 64,
 			 d->cfg.cache_dir);
 	log_init("hoardfs-cached", (enum log_level)d->cfg.log_level, false);
-	d->lock_fd = d->objects_dirfd = d->listen_fd = -1;
+	d->lock_fd = d->objects_dirfd = d->listen_fd = d->ro_objects_fd = -1;
 	d->epfd = d->task_efd = d->timer_fd = d->signal_fd = -1;
 	if (prepare_cache_dir(d))
 		goto out;
@@ -602,6 +603,7 @@ int main(int argc, char **argv)
 	}
 	d->epoch = meta_epoch(d->meta);
 	remove_orphans(d);
+	backing_init(d); /* before any thread: it may enter a mount namespace of its own */
 	if ((rc = writer_start(d)) || (rc = objects_init(d)) || (rc = evict_init(d)) ||
 	    (rc = engine_init(d)) || (rc = fetch_start(d)) || (rc = mdsvc_start(d)) ||
 	    (rc = ctl_init(d))) {
@@ -637,6 +639,7 @@ out_stop:
 	jobs_fini(d);
 	objects_fini(d);
 	evict_fini(d);
+	backing_fini(d);
 	fetch_free(d);
 	mdsvc_free_buckets(d);
 out:

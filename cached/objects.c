@@ -780,6 +780,18 @@ bool objects_block_present(const struct obj *o, uint32_t b)
 	return b < o->nblocks && bit(o->present, b);
 }
 
+int objects_pinned_handle(struct conn *c, uint32_t h, uint64_t *id)
+{
+	struct obj *o = handle_obj(c, h);
+
+	if (!o)
+		return -EBADF;
+	if (!c->handles[h - 1].pinned)
+		return -EPERM;
+	*id = o->rec.id;
+	return 0;
+}
+
 bool objects_pinned(const struct obj *o)
 {
 	return o->pins > 0;

@@ -1,6 +1,7 @@
 /* server: the engine thread: the Unix socket, mount registrations, rings, and the tasks other
  * threads post. Everything a mount sends is untrusted and validated here or in mdsvc.c. */
 #include "cached/daemon.h"
+#include "cached/backing.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -467,7 +468,7 @@ static int bdi_set(struct conn *c, const struct proto_bdi *b)
 
 /* ---- socket messages ---- */
 
-static void handle_msg(struct daemon *d, struct conn *c, const uint8_t *buf, size_t n)
+static void handle_msg(struct daemon *d, struct conn *c, const uint8_t *buf, size_t n, int fd)
 {
 	const struct proto_hdr *h = msg_hdr(buf);
 	const void *p = msg_payload(buf);
@@ -516,6 +517,9 @@ static void handle_msg(struct daemon *d, struct conn *c, const uint8_t *buf, siz
 		conn_reply(c, type, h->seq, rc, NULL, 0, NULL, 0);
 		return;
 	}
+	case PROTO_BACKING:
+		backing_request(d, c, h->seq, p, h->len, fd);
+		return;
 	case PROTO_BDI: {
 		struct proto_bdi b;
 		int rc = -EINVAL;
@@ -533,8 +537,8 @@ static void handle_msg(struct daemon *d, struct conn *c, const uint8_t *buf, siz
 static void sock_readable(struct daemon *d, struct conn *c)
 {
 	for (int i = 0; i < 64 && !atomic_load(&c->dead); i++) {
-		int nfds,
-			rc = msg_recv(c->fd, d->rxbuf, PROTO_MSG_MAX, NULL, 0, &nfds, MSG_DONTWAIT);
+		int nfds = 0, fd = -1,
+		    rc = msg_recv(c->fd, d->rxbuf, PROTO_MSG_MAX, &fd, 1, &nfds, MSG_DONTWAIT);
 
 		if (rc == -EAGAIN)
 			return;
@@ -548,7 +552,11 @@ static void sock_readable(struct daemon *d, struct conn *c)
 			conn_drop(d, c, "sent garbage");
 			return;
 		}
-		handle_msg(d, c, d->rxbuf, (size_t)rc);
+		if (nfds && (msg_hdr(d->rxbuf)->type != PROTO_BACKING || !c->registered)) {
+			close(fd); /* only a registered mount's BACKING carries a descriptor */
+			fd = -1;
+		}
+		handle_msg(d, c, d->rxbuf, (size_t)rc, nfds ? fd : -1);
 	}
 }
 

@@ -273,9 +273,21 @@ bool hfc_alive(struct hfc *c)
 	return !atomic_load(&c->lost);
 }
 
+static int call_fds(struct hfc *c, uint16_t type, const void *payload, size_t len,
+		    const int *send_fds, int nsend, int timeout_ms, int *status, void *reply,
+		    size_t reply_max, size_t *reply_len, int *fds, int max_fds, int *nfds);
+
 int hfc_call(struct hfc *c, uint16_t type, const void *payload, size_t len, int timeout_ms,
 	     int *status, void *reply, size_t reply_max, size_t *reply_len, int *fds, int max_fds,
 	     int *nfds)
+{
+	return call_fds(c, type, payload, len, NULL, 0, timeout_ms, status, reply, reply_max,
+			reply_len, fds, max_fds, nfds);
+}
+
+static int call_fds(struct hfc *c, uint16_t type, const void *payload, size_t len,
+		    const int *send_fds, int nsend, int timeout_ms, int *status, void *reply,
+		    size_t reply_max, size_t *reply_len, int *fds, int max_fds, int *nfds)
 {
 	struct call call = { 0 };
 	struct timespec dl;
@@ -299,7 +311,7 @@ int hfc_call(struct hfc *c, uint16_t type, const void *payload, size_t len, int 
 	call.next = c->calls;
 	c->calls = &call;
 	pthread_mutex_unlock(&c->lock);
-	rc = msg_send(c->sock, type, 0, call.seq, 0, payload, len, NULL, 0, 0);
+	rc = msg_send(c->sock, type, 0, call.seq, 0, payload, len, send_fds, nsend, 0);
 	pthread_mutex_lock(&c->lock);
 	while (!rc && !call.done && !atomic_load(&c->lost)) {
 		if (pthread_cond_timedwait(&c->cond, &c->lock, &dl) == ETIMEDOUT) {
@@ -576,6 +588,22 @@ int hfc_close_handle(struct hfc *c, uint32_t handle, int timeout_ms)
 	rc = hfc_call(c, PROTO_CLOSE, &pc, sizeof(pc), timeout_ms, &status, NULL, 0, NULL, NULL, 0,
 		      NULL);
 	return rc ? rc : status;
+}
+
+int hfc_backing(struct hfc *c, uint32_t op, uint32_t handle, int32_t id, int fuse_fd,
+		int timeout_ms)
+{
+	struct proto_backing pb = { .op = op, .handle = handle, .backing_id = id }, rep;
+	size_t rlen = 0;
+	int status = 0, rc;
+
+	rc = call_fds(c, PROTO_BACKING, &pb, sizeof(pb), &fuse_fd, 1, timeout_ms, &status, &rep,
+		      sizeof(rep), &rlen, NULL, 0, NULL);
+	if (!rc && status)
+		rc = status;
+	if (!rc && op == PROTO_BACKING_OPEN)
+		rc = rlen == sizeof(rep) && rep.backing_id > 0 ? rep.backing_id : -EPROTO;
+	return rc;
 }
 
 int hfc_ctl(struct hfc *c, const char *json, int timeout_ms, int *status, char **reply)

@@ -98,6 +98,12 @@ int hfc_open(struct hfc *c, const char *path, const char *version, uint64_t size
 
 int hfc_close_handle(struct hfc *c, uint32_t handle, int timeout_ms);
 
+/* Asks the daemon to register (PROTO_BACKING_OPEN: pinned `handle`) or release
+ * (PROTO_BACKING_CLOSE: `id`) a passthrough backing file on the FUSE connection of fuse_fd.
+ * Returns the new backing id (> 0) for OPEN, 0 for CLOSE, or -errno. */
+int hfc_backing(struct hfc *c, uint32_t op, uint32_t handle, int32_t id, int fuse_fd,
+		int timeout_ms);
+
 /* Sends a JSON control request and returns the reply text (malloc'ed, NUL-terminated). */
 int hfc_ctl(struct hfc *c, const char *json, int timeout_ms, int *status, char **reply);
 

@@ -36,7 +36,9 @@ enum proto_type {
 	PROTO_CTL = 6,	 /* inspect: a JSON request object; reply: JSON text (PROTO_F_MORE parts) */
 	PROTO_BDI = 7,	 /* mount asks the daemon to raise its mount's read_ahead_kb: proto_bdi */
 	PROTO_PING = 8,	 /* liveness / version probe; reply: header only */
-	PROTO_TYPE_MAX = 8,
+	PROTO_BACKING = 9, /* struct proto_backing + SCM_RIGHTS [the mount's /dev/fuse]; reply
+			      struct proto_backing */
+	PROTO_TYPE_MAX = 9,
 };
 
 #define PROTO_REPLY  0x8000u
@@ -173,6 +175,21 @@ struct proto_close {
 	uint32_t reserved;
 };
 _Static_assert(sizeof(struct proto_close) == 8, "proto_close layout");
+
+/*
+ * BACKING: registers (or releases) a FUSE passthrough backing file on the mount's FUSE
+ * connection, for a mount that may not do it itself (no CAP_SYS_ADMIN). OPEN names an open
+ * handle the daemon pinned; the daemon opens the cache file itself, read-only through a
+ * read-only mount, and answers the backing id. CLOSE releases backing_id.
+ */
+enum proto_backing_op { PROTO_BACKING_OPEN = 1, PROTO_BACKING_CLOSE = 2 };
+struct proto_backing {
+	uint32_t op;	    /* enum proto_backing_op */
+	uint32_t handle;    /* OPEN: a pinned handle of this mount */
+	int32_t backing_id; /* CLOSE: the id; reply to OPEN: the new id */
+	uint32_t reserved;
+};
+_Static_assert(sizeof(struct proto_backing) == 16, "proto_backing layout");
 
 struct proto_bdi {
 	uint32_t major;

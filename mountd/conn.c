@@ -408,6 +408,23 @@ void conn_call_close(struct mnt *m, uint32_t handle, uint32_t gen)
 		hfc_close_handle(c, handle, 5000);
 }
 
+int conn_call_backing(struct mnt *m, uint32_t op, uint32_t handle, int32_t id, uint32_t gen)
+{
+	uint64_t deadline = mono_ms() + (uint64_t)m->o.read_timeout * 1000;
+	int tmo = m->o.read_timeout * 1000;
+	uint32_t *nogen = NULL;
+	struct hfc *c;
+
+	if (op == PROTO_BACKING_OPEN) {
+		/* a handle belongs to its registration: no retry on another */
+		pthread_mutex_lock(&m->conn_lock);
+		c = m->conn_gen == gen ? m->hfc : NULL;
+		pthread_mutex_unlock(&m->conn_lock);
+		return c ? hfc_backing(c, op, handle, id, m->pt.dev_fd, tmo) : -ENOTCONN;
+	}
+	return RETRYING(m, deadline, c, nogen, hfc_backing(c, op, handle, id, m->pt.dev_fd, tmo));
+}
+
 int conn_submit(struct mnt *m, const struct ring_entry *e, uint32_t gen)
 {
 	struct hfc *c;

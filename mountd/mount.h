@@ -131,6 +131,10 @@ int conn_call_open(struct mnt *m, const char *path, const char *version, uint64_
 		   uint32_t flags, struct proto_open_reply *rep, uint8_t **bitmap, int *fd,
 		   uint32_t *gen);
 void conn_call_close(struct mnt *m, uint32_t handle, uint32_t gen);
+/* PROTO_BACKING through the daemon, with this mount's /dev/fuse descriptor: OPEN for `handle`
+ * of registration `gen` (the new backing id), or CLOSE of `id` (any registration: the id
+ * belongs to the FUSE connection). Returns the id, 0, or -errno. */
+int conn_call_backing(struct mnt *m, uint32_t op, uint32_t handle, int32_t id, uint32_t gen);
 /* Submits a ring entry on the current connection (-ENOTCONN while reconnecting). */
 int conn_submit(struct mnt *m, const struct ring_entry *e, uint32_t gen);
 /* Publishes the read counters (since the current registration) for the daemon's stats. */

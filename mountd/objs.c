@@ -276,6 +276,48 @@ int objs_init(struct mnt *m)
 	return m->fetch_tab ? 0 : -ENOMEM;
 }
 
+/* Registers o's cache file as the backing file of its passthrough opens: here when the mount may
+ * (CAP_SYS_ADMIN), else through the daemon, which opens the file itself, read-only. Returns the
+ * backing id, or -errno (then passthrough is off for good, said once). */
+static int backing_open(struct mnt *m, struct mobj *o)
+{
+	int id;
+
+	if (!atomic_load(&m->pt.delegated)) {
+		id = passthru_register(&m->pt, o->fd);
+		if (id != -EPERM) {
+			if (id < 0)
+				passthru_failed(&m->pt, id, "registering a backing file");
+			return id;
+		}
+		atomic_store(&m->pt.delegated, true);
+		log_info("the mount may not register FUSE backing files (no CAP_SYS_ADMIN): the "
+			 "daemon registers them");
+	}
+	id = conn_call_backing(m, PROTO_BACKING_OPEN, o->handle, 0, o->gen);
+	if (id > 0)
+		atomic_fetch_add(&m->pt.backing_ids, 1);
+	else
+		passthru_failed(&m->pt, id, "the daemon registering a backing file");
+	return id;
+}
+
+static void backing_close(struct mnt *m, int id)
+{
+	int rc;
+
+	if (id <= 0)
+		return;
+	if (!atomic_load(&m->pt.delegated)) {
+		passthru_unregister(&m->pt, id);
+		return;
+	}
+	rc = conn_call_backing(m, PROTO_BACKING_CLOSE, 0, id, 0);
+	if (rc)
+		log_warn("the daemon could not release FUSE backing file %d: %s", id,
+			 strerror(-rc));
+}
+
 /* OPEN flags of a passthrough-capable open: pin, and wait (bounded well under the read timeout,
  * which bounds the OPEN call itself) for an incomplete object to be fetched whole. */
 static uint32_t open_flags(const struct mnt *m)
@@ -339,7 +381,7 @@ int objs_open(struct mnt *m, uint64_t ino, const char *path, const char *version
 	o->map = map_file(fd, size);
 	o->refs = 1;
 	if ((rep.flags & PROTO_OPENR_PINNED) && passthrough_ok) {
-		int id = passthru_register(&m->pt, fd);
+		int id = backing_open(m, o);
 
 		if (id > 0)
 			o->backing_id = id;
@@ -430,7 +472,7 @@ static void obj_destroy(struct mnt *m, struct mobj *o, bool connected)
 	/* Every open of the inode is released and the kernel has long dropped its backing file
 	 * (PT_LINGER_MS): the backing id, then the daemon's pin, go. */
 	if (connected)
-		passthru_unregister(&m->pt, o->backing_id);
+		backing_close(m, o->backing_id);
 	if (connected && !o->backing_id && !o->switch_asked && m->ordinary_done_hook &&
 	    passthru_usable(&m->pt))
 		/* Read the ordinary way: later opens of its path get a fresh inode, whose mode is

@@ -141,12 +141,14 @@ int passthru_register(struct passthru *pt, int fd)
 		atomic_fetch_add(&pt->backing_ids, 1);
 		return id;
 	}
-	id = id < 0 ? -errno : -EIO;
+	return id < 0 ? -errno : -EIO;
+}
+
+void passthru_failed(struct passthru *pt, int err, const char *how)
+{
 	if (!atomic_exchange(&pt->failed, true))
-		log_warn("FUSE passthrough is not available (registering a backing file: %s%s); "
-			 "reads go through FUSE",
-			 strerror(-id), id == -EPERM ? ": the mount lacks CAP_SYS_ADMIN" : "");
-	return id;
+		log_warn("FUSE passthrough is not available (%s: %s); reads go through FUSE", how,
+			 strerror(-err));
 }
 
 void passthru_unregister(struct passthru *pt, int id)

@@ -17,6 +17,7 @@ struct passthru {
 	_Atomic bool offered;	      /* the kernel's INIT offered passthrough */
 	_Atomic bool negotiated;      /* ... and our INIT reply asked for it */
 	_Atomic bool failed;	      /* a registration was refused: ordinary reads from now on */
+	_Atomic bool delegated;	      /* we may not register: the daemon does it for us */
 	uint64_t init_unique;	      /* the INIT request's id (reader thread, before any reply) */
 	_Atomic uint64_t opens;	      /* opens answered in passthrough mode */
 	_Atomic uint64_t fallbacks;   /* opens of complete objects answered the ordinary way */
@@ -30,9 +31,12 @@ int passthru_install(struct passthru *pt, struct fuse_session *se);
 /* Whether an OPEN may be answered in passthrough mode now. */
 bool passthru_usable(const struct passthru *pt);
 /* Registers file descriptor fd (read-only, a complete cache file) as a backing file. Returns the
- * positive backing id, or -errno; the first refusal is logged and turns passthrough off for the
- * rest of the mount's life (reads then go through FUSE, correct but copied). */
+ * positive backing id, or -errno (-EPERM: this process lacks CAP_SYS_ADMIN; the daemon may
+ * register for it, PROTO_BACKING). */
 int passthru_register(struct passthru *pt, int fd);
+/* Turns passthrough off for the rest of the mount's life, with one log line naming `how` failed
+ * with `err` (reads then go through FUSE, correct but copied). */
+void passthru_failed(struct passthru *pt, int err, const char *how);
 /* Releases a backing id once no open file of its inode uses it. */
 void passthru_unregister(struct passthru *pt, int id);
 /* Makes the next OPEN reply sent by this thread a passthrough open of backing id `id` (0: an
