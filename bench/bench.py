@@ -159,6 +159,16 @@ def vm_hwm_kib(pid):
     return None
 
 
+def cpu_seconds(pid):
+    """User + system CPU seconds PID has used so far (None if it is gone)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def rss_parts_kib(pid):
     """Current RssAnon/RssFile/RssShmem of PID (what its peak is made of)."""
     out = {}
@@ -919,6 +929,15 @@ class System:
             out["mount%d" % (i + 1)] = vm_hwm_kib(m.proc.pid)
         return out
 
+    def cpu(self):
+        """CPU seconds this session's processes used (they start with the session), by role."""
+        out = {}
+        for i, m in enumerate(self.mounts):
+            out["mount%d" % (i + 1)] = cpu_seconds(m.proc.pid)
+        if getattr(self, "daemon", None):
+            out["daemon"] = cpu_seconds(self.daemon.pid)
+        return out
+
     def rss_parts(self):
         out = {}
         for i, m in enumerate(self.mounts):
@@ -1227,6 +1246,7 @@ class Bench:
     def finish(self, sysobj, profile, log_off, disk0, rec):
         rec["rss_kib"] = sysobj.rss()
         rec["rss_parts_kib"] = sysobj.rss_parts()
+        rec["cpu_s"] = sysobj.cpu()
         if isinstance(sysobj, Hoardfs):
             st = sysobj.stats()
             if st:

@@ -145,6 +145,24 @@ def build(res):
     return s
 
 
+def cpu_per_gib(res):
+    """{(scenario, profile, system): (daemon CPU s/GiB, mounts' CPU s/GiB)}, medians over runs
+    of the cold scenarios that record the CPU of their processes."""
+    acc = {}
+    for r in res["runs"]:
+        cpu, n = r.get("cpu_s"), r.get("bytes")
+        if not cpu or not n or r.get("scenario") not in ("s1", "s2", "s5", "s5_single"):
+            continue
+        gib = n / 2**30
+        d = cpu.get("daemon")
+        m = sum(x for k, x in cpu.items() if k.startswith("mount") and x is not None)
+        k = (r["scenario"], r.get("profile"), r.get("system"))
+        acc.setdefault(k, ([], []))
+        acc[k][0].append(d / gib if d is not None else None)
+        acc[k][1].append(m / gib)
+    return {k: (med([x for x in v[0] if x is not None]), med(v[1])) for k, v in acc.items()}
+
+
 def peak_rss(res, system):
     """(largest single-mount peak of the mount process, of the daemon; largest total of one run)"""
     mount = daemon = total = None
@@ -318,6 +336,15 @@ def write(outdir, res):
                 p, sy, failed_note(res, "s5", p, sy), fmt(x.get("wall"), nd=2), fmt(x.get("one"), nd=2),
                 fr(x.get("wall_ratio")), fr(x.get("store_over_model")), mib(x.get("page_cache_growth")),
                 fmt(x.get("agg_mb_s"))))
+    w("")
+    # CPU per GiB
+    w("## CPU seconds per GiB read (cold runs, median; mounts summed)")
+    w("")
+    w("| scenario | profile | system | daemon | mounts | total |")
+    w("|---|---|---|---|---|---|")
+    for (sc, p, sy), v in sorted(cpu_per_gib(res).items()):
+        w("| %s | %s | %s | %s | %s | %s |" % (sc, p, sy, fmt(v[0], nd=2), fmt(v[1], nd=2),
+                                              fmt((v[0] or 0) + (v[1] or 0), nd=2)))
     w("")
     # scenario 6, 7
     w("## Scenarios 6 and 7: first byte and metadata (median seconds)")

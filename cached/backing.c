@@ -3,14 +3,13 @@
  * open's flags and the *registrar's* credentials: a hostile mount that answered a write open
  * with passthrough and a backing id the daemon registered would write the shared cache file
  * with the daemon's rights. So the daemon registers only files it opened itself, never a
- * descriptor a mount sent, through a read-only bind mount of its objects directory (a private
- * mount namespace, made before any thread starts): a write open of such a backing file fails. */
+ * descriptor a mount sent, through a read-only, detached clone of the mount of its objects
+ * directory (open_tree + mount_setattr): a write open of such a backing file fails. */
 #include "cached/backing.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -37,7 +36,9 @@ struct backing_map {
 
 int backing_init(struct daemon *d)
 {
-	char objects[PATH_MAX + 16], view[PATH_MAX + 16];
+	struct mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
+					       MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC };
+	char objects[PATH_MAX + 16];
 	struct statvfs sv;
 	const char *step;
 
@@ -48,34 +49,22 @@ int backing_init(struct daemon *d)
 		return 0;
 	}
 	snprintf(objects, sizeof(objects), "%s/objects", d->cfg.cache_dir);
-	snprintf(view, sizeof(view), "%s/objects-ro", d->cfg.cache_dir);
-	step = "unshare(CLONE_NEWNS)";
-	if (unshare(CLONE_NEWNS) < 0)
-		goto fail;
-	/* Our mounts stay ours; the host's still reach us. */
-	step = "making / a slave mount";
-	if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
-		goto fail;
-	step = "creating the view directory";
-	if (mkdir(view, 0700) < 0 && errno != EEXIST)
-		goto fail;
-	step = "bind-mounting the objects directory";
-	if (mount(objects, view, NULL, MS_BIND, NULL) < 0)
-		goto fail;
-	step = "remounting it read-only";
-	if (mount(NULL, view, NULL,
-		  MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
-		goto fail;
-	d->ro_objects_fd = open(view, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-	step = "opening the view";
+	/* A detached clone of the mount under objects/, attached nowhere and seen by no one but
+	 * this descriptor (no mount namespace of our own: a copy of the host's mounts would keep
+	 * every FUSE mount that existed then alive after the host unmounts it). */
+	step = "cloning the objects directory's mount (open_tree)";
+	d->ro_objects_fd = open_tree(AT_FDCWD, objects, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
 	if (d->ro_objects_fd < 0)
 		goto fail;
-	step = "checking the view is read-only";
+	step = "making the clone read-only (mount_setattr)";
+	if (mount_setattr(d->ro_objects_fd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0)
+		goto fail;
+	step = "checking the clone is read-only";
 	if (fstatvfs(d->ro_objects_fd, &sv) < 0 || !(sv.f_flag & ST_RDONLY)) {
 		errno = EROFS;
 		goto fail;
 	}
-	log_debug("read-only view of the objects for passthrough registrations: %s", view);
+	log_debug("read-only view of %s for passthrough registrations", objects);
 	return 0;
 fail:
 	log_warn("passthrough for mounts without CAP_SYS_ADMIN is off: %s: %s", step,

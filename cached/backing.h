@@ -1,6 +1,6 @@
 /* backing: FUSE passthrough backing files the daemon registers for mounts that may not (no
- * CAP_SYS_ADMIN): the daemon opens the cache file itself, through a read-only mount of the
- * objects directory, and registers it on the mount's FUSE connection. */
+ * CAP_SYS_ADMIN): the daemon opens the cache file itself, through a read-only clone of the
+ * objects directory's mount, and registers it on the mount's FUSE connection. */
 #ifndef HOARDFS_BACKING_H
 #define HOARDFS_BACKING_H
 
@@ -10,9 +10,9 @@
 struct daemon;
 struct conn;
 
-/* Sets up the read-only view of the objects directory (a private mount namespace, a read-only
- * bind mount). Must run before any thread starts. Without privilege, or if a step fails, the
- * daemon logs one line and answers BACKING requests with EPERM. Returns 0 (never fatal). */
+/* Sets up the read-only view of the objects directory (a detached, read-only clone of its mount).
+ * Without privilege, or if a step fails, the daemon logs one line and answers BACKING requests
+ * with EPERM. Returns 0 (never fatal). */
 int backing_init(struct daemon *d);
 void backing_fini(struct daemon *d);
 /* A BACKING request from conn c (engine); fuse_fd is the descriptor it carried (or -1), closed

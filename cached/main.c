@@ -603,7 +603,7 @@ int main(int argc, char **argv)
 	}
 	d->epoch = meta_epoch(d->meta);
 	remove_orphans(d);
-	backing_init(d); /* before any thread: it may enter a mount namespace of its own */
+	backing_init(d);
 	if ((rc = writer_start(d)) || (rc = objects_init(d)) || (rc = evict_init(d)) ||
 	    (rc = engine_init(d)) || (rc = fetch_start(d)) || (rc = mdsvc_start(d)) ||
 	    (rc = ctl_init(d))) {

@@ -81,6 +81,11 @@ static ssize_t pt_read(int fd, void *buf, size_t len, void *userdata)
 			atomic_store(&pt->offered,
 				     (in->flags & FUSE_INIT_EXT) &&
 					     (in->flags2 & PT_INIT_FLAG2_PASSTHROUGH));
+			if (!atomic_load(&pt->offered))
+				log_info(
+					"the kernel does not offer FUSE passthrough (protocol %u.%u): "
+					"files are read through FUSE",
+					in->major, in->minor);
 		}
 	}
 	return n;

@@ -340,6 +340,16 @@ san_check() {
 	fi
 }
 
+# _stuck_report PID: what a process that does not exit is doing (state and kernel stack of each
+# thread), for the failure message.
+_stuck_report() {
+	local t
+	for t in /proc/"$1"/task/*; do
+		echo "thread ${t##*/} ($(cat "$t/comm" 2>/dev/null)): state $(sed -n 's/^[0-9]* (.*) \([A-Za-z]\).*/\1/p' "$t/stat" 2>/dev/null)" >&2
+		sed 's/^/    /' "$t/stack" >&2 2>/dev/null || true
+	done
+}
+
 # mnt_finish: unmounts every mount made here (each process must then exit by itself within
 # 15 s), stops every daemon (TERM: it must exit within 15 s), and checks for sanitizer reports.
 mnt_finish() {
@@ -352,7 +362,10 @@ mnt_finish() {
 			with_timeout 15 fusermount3 -u "$mp" || fail "fusermount3 -u $mp failed"
 		fi
 		if alive "$pid"; then
-			wait_gone "$pid" 15 || fail "hoardfs $pid did not exit after its unmount"
+			wait_gone "$pid" 15 || {
+				_stuck_report "$pid"
+				fail "hoardfs $pid did not exit after its unmount"
+			}
 		fi
 		if [ -n "$live" ] && [ "$how" = fg ]; then
 			# our child: its exit status after a clean unmount must be 0

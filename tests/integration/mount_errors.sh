@@ -103,7 +103,8 @@ expect_fail 10 1 "cannot create cache directory /proc/hoardfs-none" \
 
 step "an already mounted mount point"
 MP=$(mnt_point ok)
-hoardfs_mount "$MP" "${S3[@]}" --metadata-ttl 1 --neg-ttl 1 "s3://$B" "$MP"
+# --open-wait 0: the deleted/overwritten-file checks need files cached only in part
+hoardfs_mount "$MP" "${S3[@]}" --open-wait 0 --metadata-ttl 1 --neg-ttl 1 "s3://$B" "$MP"
 MPF=$MP
 BUSY_PID=$MOUNT_PID
 expect_fail 10 1 "is already a mount point \(busy\)" "${S3[@]}" "s3://$B" "$MP"
@@ -251,7 +252,7 @@ step "a file overwritten while open (GCS)"
 G=$(uniq_bucket merr-gcs)
 gcs_put "$G" keep "$D/small"
 MPG=$(mnt_point gcs)
-hoardfs_mount "$MPG" "${GS[@]}" --metadata-ttl 1 --neg-ttl 1 "gs://$G" "$MPG"
+hoardfs_mount "$MPG" "${GS[@]}" --open-wait 0 --metadata-ttl 1 --neg-ttl 1 "gs://$G" "$MPG"
 overwrite_case gow.bin gcs_put "$MPG" "$G"
 
 mnt_finish
