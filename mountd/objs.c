@@ -318,6 +318,21 @@ static void backing_close(struct mnt *m, int id)
 			 strerror(-rc));
 }
 
+static void obj_destroy(struct mnt *m, struct mobj *o, bool connected);
+
+/* Drops REVOKEs parked for o's handle (o is given back unused). rlock held. */
+static void forget_early(struct mnt *m, const struct mobj *o)
+{
+	for (int i = 0; i < m->nearly;) {
+		if (m->early[i].handle == o->handle && m->early_gens[i] == o->gen) {
+			m->early[i] = m->early[--m->nearly];
+			m->early_gens[i] = m->early_gens[m->nearly];
+			continue;
+		}
+		i++;
+	}
+}
+
 /* OPEN flags of a passthrough-capable open: pin, and wait (bounded well under the read timeout,
  * which bounds the OPEN call itself) for an incomplete object to be fetched whole. */
 static uint32_t open_flags(const struct mnt *m)
@@ -404,6 +419,22 @@ int objs_open(struct mnt *m, uint64_t ino, const char *path, const char *version
 	}
 	free(bitmap);
 	pthread_mutex_lock(&m->rlock);
+	for (struct mobj *x = m->objs; x; x = x->next) {
+		if (x->ino == ino) {
+			/* Another open of this inode got there first while we asked the daemon:
+			 * share its object (an inode has one backing file; a second one would fail
+			 * the open with EIO) and give ours back. */
+			x->refs++;
+			x->linger_until = 0;
+			forget_early(m, o);
+			pthread_mutex_unlock(&m->rlock);
+			o->switch_asked =
+				true; /* not an ordinary object done with: keep the inode */
+			obj_destroy(m, o, true);
+			*out = x;
+			return 0;
+		}
+	}
 	o->next = m->objs;
 	if (m->objs)
 		m->objs->prev = o;

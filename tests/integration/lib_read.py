@@ -12,6 +12,9 @@
   lib_read.py copies FILE REF
       reads FILE whole two ways, each compared with REF by SHA-256: sendfile() into a memfd and
       splice() through a pipe.
+  lib_read.py together FILE REF [--threads T]
+      T threads open FILE at the same moment (a barrier) and each reads it whole: concurrent
+      first opens of one cold inode must all succeed with the right bytes.
   lib_read.py churn FILE REF [--threads T] [--rounds R] [--seed S]
       T threads each open FILE, pread a random range, compare it with REF and close it, R times:
       concurrent opens and releases of one inode must never fail (EIO) or return other bytes.
@@ -32,6 +35,7 @@ import mmap
 import os
 import random
 import sys
+import threading
 
 
 def die(msg):
@@ -189,6 +193,34 @@ def cmd_copies(a):
     print(f"copies ok: sendfile and splice of {size} bytes")
 
 
+def cmd_together(a):
+    want = ref_sha(a.ref)
+    gate = threading.Barrier(a.threads)
+
+    def worker(t):
+        gate.wait()
+        try:
+            fd = os.open(a.file, os.O_RDONLY)
+            try:
+                h = hashlib.sha256()
+                while True:
+                    b = os.read(fd, 1 << 20)
+                    if not b:
+                        break
+                    h.update(b)
+            finally:
+                os.close(fd)
+        except OSError as e:
+            return f"thread {t}: {errno.errorcode.get(e.errno, e.errno)}"
+        return None if h.hexdigest() == want else f"thread {t}: other bytes"
+
+    with concurrent.futures.ThreadPoolExecutor(a.threads) as ex:
+        errs = [e for e in ex.map(worker, range(a.threads)) if e]
+    if errs:
+        die(f"{len(errs)} of {a.threads} threads failed, first: {errs[0]}")
+    print(f"together ok: {a.threads} threads opened and read the file at once")
+
+
 def cmd_churn(a):
     size = os.path.getsize(a.ref)
     with open(a.ref, "rb") as r:
@@ -267,6 +299,10 @@ def main():
     s = sub.add_parser("copies")
     s.add_argument("file")
     s.add_argument("ref")
+    s = sub.add_parser("together")
+    s.add_argument("file")
+    s.add_argument("ref")
+    s.add_argument("--threads", type=int, default=8)
     s = sub.add_parser("churn")
     s.add_argument("file")
     s.add_argument("ref")
@@ -276,7 +312,8 @@ def main():
     s = sub.add_parser("holder")
     s.add_argument("file")
     a = p.parse_args()
-    {"preads": cmd_preads, "mmap": cmd_mmap, "copies": cmd_copies, "churn": cmd_churn,
+    {"preads": cmd_preads, "mmap": cmd_mmap, "copies": cmd_copies, "together": cmd_together,
+     "churn": cmd_churn,
      "holder": cmd_holder}[a.cmd](a)
 
 

@@ -10,6 +10,8 @@
 #      open of the same path gets a new inode in passthrough mode; both read right;
 #   2b. two mounts opening one cold file at once both wait while the daemon fetches it whole
 #      (--open-wait), then read it by passthrough: one download, no read through FUSE;
+#   2c. 8 threads of one mount opening one cold file at the same moment all read it right (an
+#      inode has one backing file: a second object for it would fail the open with EIO);
 #   3. 8 threads x 250 open/pread/close of one passthrough file: no EIO, no wrong byte;
 #   4. evict --force and verify while a passthrough open is held: the daemon refuses to revoke
 #      (revokes_refused), the held file keeps reading the right bytes, and the object goes at
@@ -31,10 +33,12 @@ mkdata "$D/f.bin" $((24 * MiB + 4097))
 mkdata "$D/g.bin" $((12 * MiB + 5))
 mkdata "$D/h.bin" $((6 * MiB))
 mkdata "$D/k.bin" $((20 * MiB + 3))
+mkdata "$D/t.bin" $((12 * MiB + 1))
 s3_put "$B" dir/f.bin "$D/f.bin"
 s3_put "$B" g.bin "$D/g.bin"
 s3_put "$B" h.bin "$D/h.bin"
 s3_put "$B" k.bin "$D/k.bin"
+s3_put "$B" t.bin "$D/t.bin"
 
 mnt_cache pt
 start_daemon
@@ -120,6 +124,11 @@ wait "$cf" || fail "mount f read k.bin wrong: $(cat "$TEST_TMP/f.cmp")"
 [ "$(stat_of open_waits)" -gt "$waits0" ] || fail "no open waited for k.bin"
 store=$(($(stat_of bytes_from_store) - store0))
 [ "$store" -le $((20 * MiB + 3 + 65536)) ] || fail "the store sent $store bytes for a 20 MiB file"
+step "2c. 8 threads of one mount open one cold file at the same moment"
+mt python3 "$READ" together "$MPE/t.bin" "$D/t.bin" --threads 8 ||
+	fail "concurrent first opens of one cold file"
+mt python3 "$READ" together "$MPE/t.bin" "$D/t.bin" --threads 8 ||
+	fail "concurrent opens of one complete file"
 for x in "$MPE $E_PID $E_LOG" "$MPF $F_PID $F_LOG"; do
 	# shellcheck disable=SC2086
 	line=$(unmount_line $x)
