@@ -408,6 +408,9 @@ uint64_t objects_forget(struct daemon *d, uint64_t id);
 /* Adds delta to the cached bytes. A change that would wrap the count is an accounting bug: it
  * is logged, counted in accounting_errors and clamped instead. Engine. */
 void objects_account(struct daemon *d, int64_t delta);
+/* Bytes of the blocks LMDB records present for object record r (one that is not resident).
+ * Engine (reads LMDB). Returns 0 or -errno (*bytes is then 0). */
+int objects_stored_bytes(struct daemon *d, const struct meta_object *r, uint64_t *bytes);
 /* The cached bytes, counted two ways (objects_recount). */
 struct objects_count {
 	uint64_t counted;	   /* bytes_cached: the running count */

@@ -173,7 +173,6 @@ static uint64_t evict_one(struct daemon *d, const struct meta_object *o)
 {
 	char name[32];
 	uint64_t bytes;
-	uint32_t nblocks = (uint32_t)((o->size + PROTO_BLOCK_SIZE - 1) >> PROTO_BLOCK_SHIFT);
 
 	/* Tracked first: an object whose removal cannot be tracked is not evicted now. */
 	if (pending_add(d->ev, o->id)) {
@@ -183,24 +182,8 @@ static uint64_t evict_one(struct daemon *d, const struct meta_object *o)
 	bytes = objects_forget(d, o->id);
 
 	snprintf(name, sizeof(name), "%016" PRIx64, o->id);
-	if (!bytes && nblocks) {
-		/* Not resident: count what LMDB records. */
-		uint8_t *map = calloc(1, (nblocks + 7) / 8);
-		uint32_t present = 0;
-
-		if (map && meta_blocks_load(d->meta, o->id, nblocks, map, NULL, &present) == 0) {
-			for (uint32_t b = 0; b < nblocks; b++) {
-				if (map[b >> 3] & (1u << (b & 7))) {
-					uint64_t s = (uint64_t)b << PROTO_BLOCK_SHIFT;
-
-					bytes +=
-						(s + PROTO_BLOCK_SIZE > o->size ? o->size - s
-										: PROTO_BLOCK_SIZE);
-				}
-			}
-		}
-		free(map);
-	}
+	if (!bytes) /* not resident: what LMDB records (0 if it cannot be read) */
+		(void)objects_stored_bytes(d, o, &bytes);
 	if (unlinkat(d->objects_dirfd, name, 0) < 0 && errno != ENOENT)
 		log_warn("evicting %s: unlink: %s", o->name, strerror(errno));
 	writer_del_object(d, o->id);

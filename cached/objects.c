@@ -34,6 +34,18 @@ static uint64_t hash_key(uint32_t bucket, const char *name, const char *version)
 	return h;
 }
 
+/* Bytes of o's present blocks. */
+static uint64_t present_bytes(const struct obj *o)
+{
+	uint64_t bytes = 0;
+
+	for (uint32_t b = 0; b < o->nblocks; b++) {
+		if (bit(o->present, b))
+			bytes += block_bytes(o, b);
+	}
+	return bytes;
+}
+
 /* ---- lifetime ---- */
 
 struct obj *obj_get(struct obj *o)
@@ -308,15 +320,9 @@ static int obj_load(struct daemon *d, struct bucket *bk, const struct store_obje
 	}
 	if (known && fresh && o->npresent) {
 		/* The record survived but the file did not: start over with no blocks. */
-		uint64_t lost = 0;
-
 		log_warn("cache file of %s vanished; its %u cached blocks are dropped", o->rec.name,
 			 o->npresent);
-		for (uint32_t b = 0; b < o->nblocks; b++) {
-			if (bit(o->present, b))
-				lost += block_bytes(o, b);
-		}
-		objects_account(d, -(int64_t)lost);
+		objects_account(d, -(int64_t)present_bytes(o));
 		memset(o->present, 0, mapsz);
 		o->npresent = 0;
 		writer_clear_blocks(d, o->rec.id, 0, o->nblocks);
@@ -1139,14 +1145,11 @@ bool objects_evictable(struct daemon *d, uint64_t id)
 uint64_t objects_forget(struct daemon *d, uint64_t id)
 {
 	struct obj *o = objects_find_id(d, id);
-	uint64_t bytes = 0;
+	uint64_t bytes;
 
 	if (!o)
 		return 0;
-	for (uint32_t b = 0; b < o->nblocks; b++) {
-		if (bit(o->present, b))
-			bytes += block_bytes(o, b);
-	}
+	bytes = present_bytes(o);
 	table_remove(d, o);
 	return bytes;
 }
@@ -1179,33 +1182,43 @@ struct recount {
 	uint64_t objects, bytes;
 };
 
-static int recount_fn(void *ctx, const struct meta_object *r)
+int objects_stored_bytes(struct daemon *d, const struct meta_object *r, uint64_t *bytes)
 {
-	struct recount *rc = ctx;
 	uint32_t nblocks = (uint32_t)((r->size + PROTO_BLOCK_SIZE - 1) >> PROTO_BLOCK_SHIFT);
 	uint8_t *map;
 	int err;
 
-	if (objects_find_id(rc->d, r->id) || evict_pending(rc->d, r->id) || !nblocks)
+	*bytes = 0;
+	if (!nblocks)
 		return 0;
 	map = calloc(1, (nblocks + 7) / 8 + 1);
 	if (!map)
 		return -ENOMEM;
-	err = meta_blocks_load(rc->d->meta, r->id, nblocks, map, NULL, NULL);
-	if (err) {
-		free(map);
-		return err;
-	}
-	rc->objects++;
-	for (uint32_t b = 0; b < nblocks; b++) {
+	err = meta_blocks_load(d->meta, r->id, nblocks, map, NULL, NULL);
+	for (uint32_t b = 0; !err && b < nblocks; b++) {
 		if (bit(map, b)) {
 			uint64_t s = (uint64_t)b << PROTO_BLOCK_SHIFT;
 
-			rc->bytes +=
-				s + PROTO_BLOCK_SIZE > r->size ? r->size - s : PROTO_BLOCK_SIZE;
+			*bytes += s + PROTO_BLOCK_SIZE > r->size ? r->size - s : PROTO_BLOCK_SIZE;
 		}
 	}
 	free(map);
+	return err;
+}
+
+static int recount_fn(void *ctx, const struct meta_object *r)
+{
+	struct recount *rc = ctx;
+	uint64_t bytes;
+	int err;
+
+	if (objects_find_id(rc->d, r->id) || evict_pending(rc->d, r->id))
+		return 0;
+	err = objects_stored_bytes(rc->d, r, &bytes);
+	if (err)
+		return err;
+	rc->objects++;
+	rc->bytes += bytes;
 	return 0;
 }
 
@@ -1223,10 +1236,7 @@ int objects_recount(struct daemon *d, struct objects_count *out)
 	for (size_t i = 0; i < TABLE_SIZE; i++) {
 		for (struct obj *o = t->by_id[i]; o; o = o->id_next) {
 			out->resident_objects++;
-			for (uint32_t b = 0; b < o->nblocks; b++) {
-				if (bit(o->present, b))
-					out->resident_bytes += block_bytes(o, b);
-			}
+			out->resident_bytes += present_bytes(o);
 		}
 	}
 	err = meta_object_scan(d->meta, recount_fn, &rc);

@@ -200,19 +200,10 @@ def cmd_together(a):
     def worker(t):
         gate.wait()
         try:
-            fd = os.open(a.file, os.O_RDONLY)
-            try:
-                h = hashlib.sha256()
-                while True:
-                    b = os.read(fd, 1 << 20)
-                    if not b:
-                        break
-                    h.update(b)
-            finally:
-                os.close(fd)
+            got = ref_sha(a.file)
         except OSError as e:
             return f"thread {t}: {errno.errorcode.get(e.errno, e.errno)}"
-        return None if h.hexdigest() == want else f"thread {t}: other bytes"
+        return None if got == want else f"thread {t}: other bytes"
 
     with concurrent.futures.ThreadPoolExecutor(a.threads) as ex:
         errs = [e for e in ex.map(worker, range(a.threads)) if e]
