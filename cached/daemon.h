@@ -39,7 +39,9 @@ struct daemon_config {
 	int fetch_threads;	    /* [2] */
 	int md_threads;		    /* [4] */
 	int max_inflight;	    /* [32] parallel GETs in all */
-	uint64_t chunk_size;	    /* [8 MiB] GET size of sequential prefetch */
+	uint64_t chunk_size;	    /* [8 MiB] first GET of a load; later ones grow */
+	uint64_t max_get;	    /* [64 MiB] largest GET of a load */
+	uint64_t sibling_prefetch;  /* [1 GiB] next shards loaded when one is; 0 = off */
 	int metadata_ttl;	    /* [60] seconds; -1 = never expire */
 	int neg_ttl;		    /* [5] seconds */
 	int idle_exit;		    /* [0] exit after this many seconds without mounts; 0 = never */
@@ -162,6 +164,7 @@ struct daemon_stats {
 	_Atomic uint64_t backing_registered; /* backing files registered for mounts */
 	_Atomic uint64_t open_waits;	     /* OPENs that waited for their object to be complete */
 	_Atomic uint64_t open_waits_expired; /* ... and were answered before it was */
+	_Atomic uint64_t sibling_loads;	     /* shards loaded because an earlier one was opened */
 	_Atomic uint64_t revokes_refused;    /* revocations of pinned objects (doomed instead) */
 	_Atomic uint64_t commits;
 	_Atomic uint64_t commit_ns; /* total time spent in group commits */
@@ -292,8 +295,10 @@ struct open_req {
 	struct conn *c;
 	uint32_t seq;
 	struct bucket *bk;
-	struct store_object so; /* name = full key, version, size, mtime, checksums */
-	uint32_t flags;		/* PROTO_OPEN_F_* */
+	struct store_object so;	   /* name = full key, version, size, mtime, checksums */
+	uint32_t flags;		   /* PROTO_OPEN_F_* */
+	struct store_object *sibs; /* the next shards of a sharded model, in order (owned) */
+	int nsibs;
 };
 void objects_open(struct daemon *d, struct open_req *r);
 /* CLOSE of handle h by conn c (engine). */
@@ -383,8 +388,16 @@ void server_each_mount(struct daemon *d,
 				  const char *mountpoint, int64_t since),
 		       void *ctx);
 
-/* objects.c */
+/* plan.c */
 void objects_pump(struct daemon *d);
+/* Loads the next shards of a sharded model (in order) at low priority, within
+ * --sibling-prefetch bytes: a mount is waiting for one of their siblings. */
+void plan_siblings(struct daemon *d, struct bucket *bk, const struct store_object *sibs, int n);
+/* Parses a shard's file name "<stem>-<k>-of-<n><ext>" (k <= n decimal, ext empty or from a '.'):
+ * returns the offset of <k> in `base` and sets k, n and the digits of k; -1 if it is not one. */
+int plan_shard_name(const char *base, unsigned *k, unsigned *n, int *width);
+
+/* objects.c */
 /* The resident open object with the most present blocks (NULL if none), and block queries. */
 struct obj *objects_largest_open(struct daemon *d);
 uint32_t objects_nblocks(const struct obj *o);

@@ -38,7 +38,13 @@ static void usage(FILE *f)
 		"  --socket PATH         Unix socket [DIR/cached.sock]\n"
 		"  --fetch-threads N     threads running parallel GETs [cores / 4, at least 1]\n"
 		"  --max-inflight N      parallel GETs in all [32]\n"
-		"  --chunk-size SIZE     GET size when prefetching a file being loaded [8M]\n"
+		"  --chunk-size SIZE     first GET of a file being loaded; later GETs grow with\n"
+		"                        the distance from the reader [8M]\n"
+		"  --max-get SIZE        largest GET of a file being loaded [64M]\n"
+		"  --sibling-prefetch SIZE\n"
+		"                        when a mount waits for one shard of a sharded model\n"
+		"                        (name-00002-of-00008.ext), load the next shards too, up\n"
+		"                        to SIZE bytes ahead; 0 = off [1G]\n"
 		"  --open-wait-max SIZE  largest file a passthrough mount's open may wait for while\n"
 		"                        the daemon fetches it whole (whole-file loaders then share\n"
 		"                        one page cache); 0 = opens never wait [8G]\n"
@@ -133,6 +139,17 @@ static int apply(struct opts *o, const char *key, const char *v)
 	}
 	if (strcmp(key, "open-wait-max") == 0)
 		return set_size(shown, v, 0, &c->open_wait_max);
+	if (strcmp(key, "sibling-prefetch") == 0)
+		return set_size(shown, v, 0, &c->sibling_prefetch);
+	if (strcmp(key, "max-get") == 0) {
+		rc = set_size(shown, v, PROTO_BLOCK_SIZE, &c->max_get);
+		if (!rc && (c->max_get % PROTO_BLOCK_SIZE || c->max_get > (1ull << 30))) {
+			fprintf(stderr, "hoardfs-cached: %s must be a multiple of 1M, at most 1G\n",
+				shown);
+			rc = -EINVAL;
+		}
+		return rc;
+	}
 	if (strcmp(key, "cache-size") == 0)
 		return set_size(shown, v, 1 << 20, &c->cache_size);
 	if (strcmp(key, "chunk-size") == 0) {
@@ -235,6 +252,8 @@ static void defaults(struct daemon_config *c)
 	c->md_threads = 4;
 	c->max_inflight = 32;
 	c->chunk_size = 8u << 20;
+	c->max_get = 64u << 20;
+	c->sibling_prefetch = 1ull << 30;
 	c->metadata_ttl = 60;
 	c->neg_ttl = 5;
 	c->commit_interval_ms = 100;
@@ -279,6 +298,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "open-wait-max", required_argument, NULL, 0 },
 		{ "max-inflight", required_argument, NULL, 0 },
 		{ "chunk-size", required_argument, NULL, 0 },
+		{ "max-get", required_argument, NULL, 0 },
+		{ "sibling-prefetch", required_argument, NULL, 0 },
 		{ "metadata-ttl", required_argument, NULL, 0 },
 		{ "neg-ttl", required_argument, NULL, 0 },
 		{ "idle-exit", required_argument, NULL, 0 },

@@ -514,11 +514,65 @@ struct open_task {
 	struct open_req r;
 };
 
+static void dirent_to_so(const struct meta_dirent *e, struct store_object *so)
+{
+	so->size = e->size;
+	so->mtime_sec = e->mtime_sec;
+	so->mtime_nsec = e->mtime_nsec;
+	so->has_crc32c = e->flags & META_OBJ_HAS_CRC32C;
+	so->crc32c = e->crc32c;
+	so->has_md5 = e->flags & META_OBJ_HAS_MD5;
+	memcpy(so->md5, e->md5, 16);
+	snprintf(so->version, sizeof(so->version), "%s", e->version);
+}
+
+/* For an OPEN of a shard that waits for its whole file: the next shards of the same model
+ * (listed in the same directory, up to --sibling-prefetch bytes and SIBLINGS_MAX files), for the
+ * engine to load while the loader reads this one. Best effort: any failure means fewer. */
+#define SIBLINGS_MAX 16
+static void find_siblings(struct daemon *d, struct http_client *hc, const struct md_mount *mm,
+			  const char *path, struct meta_dirent *e, struct open_req *r)
+{
+	const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
+	size_t dirlen = (size_t)(base - path), klen;
+	char sib[PROTO_PATH_MAX];
+	unsigned k, n;
+	uint64_t bytes = 0;
+	int at, width;
+
+	at = plan_shard_name(base, &k, &n, &width);
+	if (at < 0 || k >= n)
+		return;
+	klen = (size_t)width;
+	r->sibs = calloc(SIBLINGS_MAX, sizeof(*r->sibs));
+	if (!r->sibs)
+		return;
+	for (unsigned i = k + 1;
+	     i <= n && r->nsibs < SIBLINGS_MAX && bytes < d->cfg.sibling_prefetch; i++) {
+		struct store_object *so = &r->sibs[r->nsibs];
+		int len = snprintf(sib, sizeof(sib), "%.*s%.*s%0*u%s", (int)dirlen, path, at, base,
+				   width, i, base + at + klen);
+
+		if (len < 0 || (size_t)len >= sizeof(sib) || lookup_dirent(d, hc, mm, sib, e) ||
+		    e->type != PROTO_FT_FILE)
+			break;
+		if (snprintf(so->name, sizeof(so->name), "%s%s", mm->prefix, sib) >=
+		    (int)sizeof(so->name))
+			break;
+		dirent_to_so(e, so);
+		bytes += so->size;
+		r->nsibs++;
+	}
+}
+
 static void open_run(struct daemon *d, struct task *t)
 {
 	struct open_task *ot = (struct open_task *)t;
 
 	objects_open(d, &ot->r);
+	if (ot->r.nsibs)
+		plan_siblings(d, ot->r.bk, ot->r.sibs, ot->r.nsibs);
+	free(ot->r.sibs);
 	bucket_put(d, ot->r.bk);
 	conn_put(ot->r.c);
 	free(ot);
@@ -560,14 +614,7 @@ static void do_open(struct daemon *d, struct http_client *hc, struct md_job *j)
 	rc = lookup_dirent(d, hc, &j->mm, path, e);
 	if (!rc && e->type == PROTO_FT_FILE && strcmp(e->version, po.version) == 0 &&
 	    e->size == po.size) {
-		so->size = e->size;
-		so->mtime_sec = e->mtime_sec;
-		so->mtime_nsec = e->mtime_nsec;
-		so->has_crc32c = e->flags & META_OBJ_HAS_CRC32C;
-		so->crc32c = e->crc32c;
-		so->has_md5 = e->flags & META_OBJ_HAS_MD5;
-		memcpy(so->md5, e->md5, 16);
-		snprintf(so->version, sizeof(so->version), "%s", e->version);
+		dirent_to_so(e, so);
 	} else if (meta_object_find(d->meta, j->mm.bk->id, so->name, po.version, rec) == 0 &&
 		   rec->size == po.size) {
 		/* A version we hold (opened before it was replaced): keep serving it. */
@@ -591,6 +638,8 @@ static void do_open(struct daemon *d, struct http_client *hc, struct md_job *j)
 			goto fail;
 		}
 	}
+	if ((po.flags & PROTO_OPEN_F_WAIT) && d->cfg.sibling_prefetch)
+		find_siblings(d, hc, &j->mm, path, e, &ot->r);
 	free(e);
 	free(rec);
 	ot->t.fn = open_run;

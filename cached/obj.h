@@ -44,9 +44,11 @@ struct obj {
 	struct obj *tick_next;	      /* objects_tick's list of objects with open_waits */
 	int fetching;		      /* GETs in flight */
 	struct waiter *waiters;
-	bool loading; /* prefetching the whole object */
+	bool loading;	  /* prefetching the whole object (on objtab.loading) */
+	bool speculative; /* loading only because a sibling shard was opened: lowest priority */
 	uint32_t pf_next;
-	bool windowed; /* large next to the cache: prefetch only up to pf_until */
+	uint32_t pf_origin; /* where the reader was when loading started or last moved */
+	bool windowed;	    /* large next to the cache: prefetch only up to pf_until */
 	uint32_t pf_until;
 	struct obj *load_next; /* objtab.loading list */
 	bool gone;	       /* the store no longer has this version */
@@ -109,14 +111,28 @@ static inline uint64_t block_bytes(const struct obj *o, uint32_t b)
 	return (end > o->rec.size ? o->rec.size : end) - start;
 }
 
-/* objects.c internals shared with revoke.c and jobs.c */
+/* Largest demand GET, and largest FETCH a mount may ask for. */
+#define PLAN_DEMAND_MAX (64ull << 20)
+
+/* objects.c internals shared with plan.c, revoke.c and jobs.c */
 void obj_closed(struct daemon *d, struct obj *o);
+/* Puts an object that nobody uses on the idle list (trimmed to a few thousand). */
+void obj_maybe_idle(struct daemon *d, struct obj *o);
 void obj_drop_blocks(struct daemon *d, struct obj *o, uint32_t b0, uint32_t n);
-void obj_loading(struct daemon *d, struct obj *o, uint32_t from, bool force);
-void obj_stop_loading(struct daemon *d, struct obj *o);
-void obj_reschedule_waiters(struct daemon *d, struct obj *o);
 int obj_find_or_load(struct daemon *d, struct bucket *bk, const struct store_object *so,
 		     struct obj **out);
+/* plan.c: what to fetch next */
+void obj_loading(struct daemon *d, struct obj *o, uint32_t from, bool force);
+void obj_stop_loading(struct daemon *d, struct obj *o);
+/* Starts GETs for absent blocks of [b0, b1), in runs of at most max_blocks; demand = a reader
+ * waits (no budget), else at most `budget` GETs. Returns how many started. */
+int plan_fetch_range(struct daemon *d, struct obj *o, uint32_t b0, uint32_t b1, uint32_t max_blocks,
+		     bool demand, int budget);
+/* Decides what a demand (or a mount's PREFETCH) for blocks [b0, b1) fetches. */
+void plan_demand(struct daemon *d, struct obj *o, uint32_t b0, uint32_t b1, bool prefetch);
+/* Blocks of the next prefetch GET of loading object o from block b, `loads` objects loading. */
+uint32_t plan_get_blocks(const struct daemon *d, const struct obj *o, uint32_t b, int loads);
+void obj_reschedule_waiters(struct daemon *d, struct obj *o);
 /* revoke.c */
 void revoke_fetch_ended(struct daemon *d, struct obj *o);
 void revoke_ack(struct daemon *d, struct conn *c, struct obj *o, const struct ring_entry *e);

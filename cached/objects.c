@@ -17,10 +17,8 @@
 #include "common/crc32c.h"
 #include "common/log.h"
 
-#define IDLE_KEEP      4096	   /* closed objects kept in memory for quick reopen */
-#define SMALL_OBJECT   (16u << 20) /* fetched whole on first read */
-#define FETCH_MAX_LEN  (64ull << 20)
-#define OPEN_WAITS_MAX 64 /* OPENs one mount may have waiting for complete objects */
+#define IDLE_KEEP      4096 /* closed objects kept in memory for quick reopen */
+#define OPEN_WAITS_MAX 64   /* OPENs one mount may have waiting for complete objects */
 
 static uint64_t hash_key(uint32_t bucket, const char *name, const char *version)
 {
@@ -149,7 +147,7 @@ static void table_remove(struct daemon *d, struct obj *o)
 }
 
 /* Puts an object that nobody uses on the idle list, trimming the list to IDLE_KEEP. */
-static void maybe_idle(struct daemon *d, struct obj *o)
+void obj_maybe_idle(struct daemon *d, struct obj *o)
 {
 	struct objtab *t = d->objs;
 
@@ -422,7 +420,7 @@ static void open_reply(struct daemon *d, struct conn *c, uint32_t seq, uint32_t 
 	int rc;
 
 	if (atomic_load(&c->dead) || !c->registered) {
-		maybe_idle(d, o);
+		obj_maybe_idle(d, o);
 		return;
 	}
 	if (sizeof(rep) + (o->nblocks + 7) / 8 > PROTO_MSG_MAX - sizeof(struct proto_hdr)) {
@@ -457,11 +455,11 @@ static void open_reply(struct daemon *d, struct conn *c, uint32_t seq, uint32_t 
 		handle_release(c, h);
 		o->opens--;
 		c->opens--;
-		maybe_idle(d, o);
+		obj_maybe_idle(d, o);
 	}
 	return;
 fail:
-	maybe_idle(d, o);
+	obj_maybe_idle(d, o);
 	log_warn("open of %s for mount %" PRIu64 " failed: %s", o->rec.name, c->mount_id,
 		 strerror(-rc));
 	conn_reply(c, PROTO_OPEN, seq, rc, NULL, 0, NULL, 0);
@@ -500,7 +498,7 @@ static void open_waits_finish(struct daemon *d, struct obj *o, bool expired_only
 		conn_put(ow->c);
 		free(ow);
 	}
-	maybe_idle(d, o);
+	obj_maybe_idle(d, o);
 }
 
 void objects_open(struct daemon *d, struct open_req *r)
@@ -558,7 +556,7 @@ void obj_closed(struct daemon *d, struct obj *o)
 	if (o->opens == 0) {
 		o->rec.last_access = daemon_now();
 		writer_touch(d, o->rec.id, o->rec.last_access);
-		maybe_idle(d, o);
+		obj_maybe_idle(d, o);
 		doom_check(d, o);
 	}
 }
@@ -615,152 +613,6 @@ void objects_conn_gone(struct daemon *d, struct conn *c)
 }
 
 /* ---- scheduling ---- */
-
-/* Starts whole-object prefetch of o from block `from`; force = even if the object is large
- * compared with the cache (warm asked for it). */
-void obj_loading(struct daemon *d, struct obj *o, uint32_t from, bool force)
-{
-	uint64_t window = evict_limit(d) / 4;
-
-	if (window > (1ull << 30))
-		window = 1ull << 30;
-	/* An object large next to the cache is prefetched through a window ahead of the reader
-	 * (a quarter of the cache, at most 1 GiB), not whole. */
-	o->windowed = !force && o->rec.size > evict_limit(d) / 2;
-	if (o->windowed) {
-		uint32_t until = from + (uint32_t)(window >> PROTO_BLOCK_SHIFT);
-
-		if (until > o->pf_until)
-			o->pf_until = until;
-	}
-	if (o->loading || o->npresent == o->nblocks || o->gone || o->bad)
-		return;
-	o->loading = true;
-	o->pf_next = from;
-
-	o->load_next = d->objs->loading;
-	d->objs->loading = obj_get(o);
-	log_debug("object %" PRIu64 " (%s) is being loaded: prefetching it whole", o->rec.id,
-		  o->rec.name);
-}
-
-/* Takes o off the whole-object prefetch list. */
-void obj_stop_loading(struct daemon *d, struct obj *o)
-{
-	if (!o->loading)
-		return;
-	for (struct obj **pp = &d->objs->loading; *pp; pp = &(*pp)->load_next) {
-		if (*pp == o) {
-			*pp = o->load_next;
-			break;
-		}
-	}
-	o->loading = false;
-	o->load_next = NULL;
-	obj_put(o);
-}
-
-/* Starts GETs for absent blocks of [b0, b1), in runs of at most max_blocks. */
-static int fetch_range(struct daemon *d, struct obj *o, uint32_t b0, uint32_t b1,
-		       uint32_t max_blocks, bool demand, int budget)
-{
-	int started = 0;
-	uint32_t b = b0;
-
-	while (b < b1 && (demand || started < budget)) {
-		uint32_t e;
-
-		if (bit(o->present, b) || bit(o->inflight, b) || bit(o->revoking, b)) {
-			b++;
-			continue;
-		}
-		e = b + 1;
-		while (e < b1 && e - b < max_blocks && !bit(o->present, e) &&
-		       !bit(o->inflight, e) && !bit(o->revoking, e))
-			e++;
-		if (fetch_blocks(d, o, b, e - b, demand) != 0)
-			break;
-		for (uint32_t k = b; k < e; k++)
-			bit_set(o->inflight, k);
-		o->fetching++;
-		started++;
-		b = e;
-	}
-	return started;
-}
-
-/* Fills free fetch slots with prefetches of objects being loaded, round robin. */
-void objects_pump(struct daemon *d)
-{
-	struct objtab *t = d->objs;
-	uint32_t chunk = (uint32_t)(d->cfg.chunk_size >> PROTO_BLOCK_SHIFT);
-	bool progress = true;
-
-	if (chunk == 0)
-		chunk = 1;
-	while (progress && fetch_slots(d) > 0) {
-		progress = false;
-		for (struct obj **pp = &t->loading; *pp && fetch_slots(d) > 0;) {
-			struct obj *o = *pp;
-			uint32_t scanned = 0;
-			int started = 0;
-
-			while (!o->gone && scanned < o->nblocks && started == 0) {
-				uint32_t from = o->pf_next % o->nblocks;
-				uint32_t to = from + chunk < o->nblocks ? from + chunk : o->nblocks;
-
-				if (o->windowed && to > o->pf_until)
-					to = o->pf_until;
-				if (o->windowed && from >= to)
-					break; /* the window is covered: the reader's next demand
-						  moves it */
-				started = fetch_range(d, o, from, to, chunk, false, 1);
-				o->pf_next = o->windowed ? to : to % o->nblocks;
-				scanned += to - from;
-			}
-			if (started) {
-				progress = true;
-				pp = &o->load_next;
-				continue;
-			}
-			/* Nothing left to start: every block is present or in flight. */
-			o->loading = false;
-			*pp = o->load_next;
-			o->load_next = NULL;
-			obj_put(o);
-		}
-	}
-}
-
-/* Decides what a demand for blocks [b0, b1) fetches. */
-static void schedule_demand(struct daemon *d, struct obj *o, uint32_t b0, uint32_t b1,
-			    bool prefetch)
-{
-	uint32_t chunk = (uint32_t)(d->cfg.chunk_size >> PROTO_BLOCK_SHIFT);
-	uint32_t max_blocks = (uint32_t)(FETCH_MAX_LEN >> PROTO_BLOCK_SHIFT);
-
-	if (o->rec.size <= SMALL_OBJECT) {
-		/* Small files (configs, tokenizers, small shards): one GET for all of it. */
-		fetch_range(d, o, 0, o->nblocks, max_blocks, true, 0);
-		return;
-	}
-	if (prefetch || seq_note(&o->streams, b0, b1))
-		obj_loading(d, o, b0, false);
-	if (prefetch) {
-		/* An object too large to prefetch whole still gets the range asked for. */
-		if (!o->loading)
-			fetch_range(d, o, b0, b1, chunk ? chunk : 1, false, INT32_MAX);
-		objects_pump(d);
-		return;
-	}
-	/* The demand itself goes first, at least a chunk when loading, else what was asked. */
-	if (o->loading && b1 - b0 < chunk)
-		b1 = b0 + chunk < o->nblocks ? b0 + chunk : o->nblocks;
-	fetch_range(d, o, b0, b1, o->loading ? chunk : max_blocks, true, 0);
-	if (o->loading && (o->pf_next < b1 || o->pf_next > b1 + chunk))
-		o->pf_next = b1 < o->nblocks ? b1 : 0;
-	objects_pump(d);
-}
 
 struct obj *objects_largest_open(struct daemon *d)
 {
@@ -837,8 +689,8 @@ void objects_tick(struct daemon *d)
 void obj_reschedule_waiters(struct daemon *d, struct obj *o)
 {
 	for (struct waiter *w = o->waiters; w; w = w->next)
-		fetch_range(d, o, w->b0, w->b1, (uint32_t)(FETCH_MAX_LEN >> PROTO_BLOCK_SHIFT),
-			    true, 0);
+		plan_fetch_range(d, o, w->b0, w->b1,
+				 (uint32_t)(PLAN_DEMAND_MAX >> PROTO_BLOCK_SHIFT), true, 0);
 }
 
 /* ---- submissions ---- */
@@ -864,7 +716,7 @@ void objects_submit(struct daemon *d, struct conn *c, const struct ring_entry *e
 		return;
 	}
 	if (e->len == 0 || e->off >= o->rec.size || e->len > o->rec.size - e->off ||
-	    (!prefetch && e->len > FETCH_MAX_LEN)) {
+	    (!prefetch && e->len > PLAN_DEMAND_MAX)) {
 		server_bad_entry(d, c, e->id, -EINVAL);
 		return;
 	}
@@ -923,7 +775,7 @@ void objects_submit(struct daemon *d, struct conn *c, const struct ring_entry *e
 		}
 	}
 	idle_unlink(d->objs, o);
-	schedule_demand(d, o, b0, b1, prefetch);
+	plan_demand(d, o, b0, b1, prefetch);
 }
 
 /* ---- completions from fetches ---- */
@@ -1086,7 +938,7 @@ void objects_fetch_ended(struct daemon *d, struct obj *o)
 	o->fetching--;
 	if (o->revokes)
 		revoke_fetch_ended(d, o);
-	maybe_idle(d, o);
+	obj_maybe_idle(d, o);
 	doom_check(d, o);
 	objects_pump(d);
 }
@@ -1099,7 +951,7 @@ void objects_blocks_failed(struct daemon *d, struct obj *o, uint32_t b0, uint32_
 		log_warn("cache file system full: evicting and retrying");
 		evict_run(d, (uint64_t)n << PROTO_BLOCK_SHIFT);
 		if (o->waiters)
-			fetch_range(d, o, b0, b0 + n, n, true, 0);
+			plan_fetch_range(d, o, b0, b0 + n, n, true, 0);
 		return;
 	}
 	if (status == -ESTALE) {
@@ -1138,7 +990,7 @@ bool objects_evictable(struct daemon *d, uint64_t id)
 	struct obj *o = objects_find_id(d, id);
 
 	return !o || (o->opens == 0 && o->fetching == 0 && !o->waiters && !o->revokes &&
-		      !o->watches && !o->open_waits);
+		      !o->watches && !o->open_waits && !o->loading);
 }
 
 /* Forgets a resident object that is being evicted, returning the bytes it had (engine). */
