@@ -2,8 +2,8 @@
 """hoardfs benchmark driver (run it through bench/run.sh, which installs and builds first).
 
 Sets up an S3 endpoint (s3rver for the bucket and its listings, nginx serving object bytes from
-s3rver's files), two network profiles (loopback, and "cloud": a first-byte delay and a
-per-connection rate cap), measures the limits, runs every scenario of issue 6 against hoardfs,
+s3rver's files), three network profiles (loopback; "cloud": a first-byte delay and a
+per-connection rate cap; "cloud-tls": the same over HTTPS), measures the limits, runs every scenario of issue 6 against hoardfs,
 s3fs and rclone, and writes report.md, results.json and chart.png. See bench/README.md.
 """
 import argparse
@@ -28,7 +28,7 @@ BUCKET = "hoardfs-bench"
 MiB = 1 << 20
 SECRET = "S3RVER"
 ALL_SYSTEMS = ["hoardfs", "s3fs", "rclone"]
-ALL_PROFILES = ["loopback", "cloud"]
+ALL_PROFILES = ["loopback", "cloud", "cloud-tls"]
 ALL_SCENARIOS = [1, 2, 3, 4, 5, 6, 7, 8]
 
 PRESETS = {
@@ -607,6 +607,10 @@ http {{
     "~^(.+)\|\1$" 0;
   }}
   log_format bench '$msec $request_method $uri $status $body_bytes_sent "$http_range" $request_time $connection';
+  map $server_port $cloud_log {{
+    default cloud;
+    {tport} cloud-tls;
+  }}
   upstream s3rver {{ server 127.0.0.1:{s3port}; keepalive 64; }}
 
   # loopback profile: object bytes at memory speed
@@ -639,10 +643,15 @@ http {{
   }}
 
   # cloud profile: every response's first byte {latency_ms} ms after the request, each
-  # connection paced at {rate} bytes/s
+  # connection paced at {rate} bytes/s; cloud-tls: the same over HTTPS (a CA made at run time)
   server {{
     listen 127.0.0.1:{cport} backlog=4096;
-    access_log {dir}/cloud.log bench;
+    listen 127.0.0.1:{tport} ssl backlog=4096;
+    ssl_certificate {dir}/tls/server.crt;
+    ssl_certificate_key {dir}/tls/server.key;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_session_cache shared:tls:10m;
+    access_log {dir}/$cloud_log.log bench;
     set $objkey $uri;
     error_page 418 = @slow_s3rver;
     if ($args) {{ return 418; }}
@@ -667,6 +676,33 @@ http {{
   }}
 }}
 """
+
+
+def make_tls(d):
+    """A CA and a server certificate for 127.0.0.1 signed by it, made now in D (nothing is
+    reused between runs). Every client of the run is told to trust D/ca.crt: curl and s3fs through
+    CURL_CA_BUNDLE, rclone through SSL_CERT_FILE, hoardfs through hoardfs-cached --ca-file.
+    Returns the CA's path."""
+    os.makedirs(d, exist_ok=True)
+    ca, key = os.path.join(d, "ca.crt"), os.path.join(d, "ca.key")
+    skey, csr, crt = (os.path.join(d, n) for n in ("server.key", "server.csr", "server.crt"))
+    ext = os.path.join(d, "server.ext")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n"
+                "keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n")
+    for cmd in (["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                 "-nodes", "-keyout", key, "-out", ca, "-days", "2", "-subj", "/CN=hoardfs bench CA"],
+                ["openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                 "-keyout", skey, "-out", csr, "-subj", "/CN=127.0.0.1"],
+                ["openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", key, "-CAcreateserial",
+                 "-out", crt, "-days", "2", "-extfile", ext]):
+        rc, _, err, _ = run(cmd, timeout=60)
+        if rc != 0:
+            raise BenchError("%s: %s" % (" ".join(cmd[:3]), err.strip()))
+    # curl (the calibration, parallel_curl) and s3fs read CURL_CA_BUNDLE; rclone SSL_CERT_FILE
+    os.environ["CURL_CA_BUNDLE"] = ca
+    os.environ["SSL_CERT_FILE"] = ca
+    return ca
 
 
 class Servers:
@@ -698,10 +734,11 @@ class Servers:
         with open(os.path.join(self.dir, "etags.map"), "w") as f:
             for o in self.data.all_objects():
                 f.write('"/%s/%s" "\\"%s\\"";\n' % (BUCKET, o["key"], o["md5"]))
-        lport, cport = free_port(), free_port()
+        self.ca = make_tls(os.path.join(self.dir, "tls"))
+        lport, cport, tport = free_port(), free_port(), free_port()
         conf = NGINX_CONF.format(
             workers=os.cpu_count() or 2, dir=self.dir, s3port=self.s3port, lport=lport,
-            cport=cport, s3dir=self.data.s3dir, latency_ms=self.args.latency_ms,
+            cport=cport, tport=tport, s3dir=self.data.s3dir, latency_ms=self.args.latency_ms,
             latency_s="%.3f" % (self.args.latency_ms / 1000.0), rate=self.args.rate)
         cpath = os.path.join(self.dir, "nginx.conf")
         with open(cpath, "w") as f:
@@ -715,13 +752,14 @@ class Servers:
         CLEANUP.add(stop_pid, p.pid, "nginx", p)
         self.nginx = p
         self.endpoints = {"loopback": "http://127.0.0.1:%d" % lport,
-                          "cloud": "http://127.0.0.1:%d" % cport}
-        self.logs = {"loopback": os.path.join(self.dir, "loopback.log"),
-                     "cloud": os.path.join(self.dir, "cloud.log")}
+                          "cloud": "http://127.0.0.1:%d" % cport,
+                          "cloud-tls": "https://127.0.0.1:%d" % tport}
+        self.logs = {prof: os.path.join(self.dir, prof + ".log") for prof in self.endpoints}
         for prof, url in self.endpoints.items():
             self._wait_http(url + "/", p, "nginx")
-        log("servers: s3rver %s, nginx loopback %s, cloud %s" % (
-            self.s3_url, self.endpoints["loopback"], self.endpoints["cloud"]))
+        log("servers: s3rver %s, nginx loopback %s, cloud %s, cloud-tls %s (CA %s)" % (
+            self.s3_url, self.endpoints["loopback"], self.endpoints["cloud"],
+            self.endpoints["cloud-tls"], self.ca))
 
     def _wait_http(self, url, proc, name):
         deadline = time.monotonic() + 60
@@ -990,8 +1028,8 @@ class Hoardfs(System):
         self.sock = os.path.join("/tmp", "hfsb-%d-%d.sock" % (os.getpid(), self.counter))
         logpath = os.path.join(self.logdir, "cached.log")
         logf = open(logpath, "a")
-        cmd = [self.cached, "--foreground", "--cache-dir", self.cache, "--socket", self.sock] + \
-            list(self.b.args.cached_opts or [])
+        cmd = [self.cached, "--foreground", "--cache-dir", self.cache, "--socket", self.sock,
+               "--ca-file", self.b.servers.ca] + list(self.b.args.cached_opts or [])
         logf.write("=== %s\n" % " ".join(cmd))
         logf.flush()
         self.daemon = subprocess.Popen(cmd, stdout=logf, stderr=logf, env=self.env(),

@@ -146,8 +146,8 @@ def build(res):
 
 
 def cpu_per_gib(res):
-    """{(scenario, profile, system): (daemon CPU s/GiB, mounts' CPU s/GiB)}, medians over runs
-    of the cold scenarios that record the CPU of their processes."""
+    """{(scenario, profile, system): (daemon CPU s/GiB, mounts' CPU s/GiB, GETs per GiB the store
+    sent)}, medians over runs of the cold scenarios that record the CPU of their processes."""
     acc = {}
     for r in res["runs"]:
         cpu, n = r.get("cpu_s"), r.get("bytes")
@@ -157,10 +157,13 @@ def cpu_per_gib(res):
         d = cpu.get("daemon")
         m = sum(x for k, x in cpu.items() if k.startswith("mount") and x is not None)
         k = (r["scenario"], r.get("profile"), r.get("system"))
-        acc.setdefault(k, ([], []))
+        acc.setdefault(k, ([], [], []))
         acc[k][0].append(d / gib if d is not None else None)
         acc[k][1].append(m / gib)
-    return {k: (med([x for x in v[0] if x is not None]), med(v[1])) for k, v in acc.items()}
+        sb, sg = r.get("store_bytes"), r.get("store_gets")
+        if sb and sg is not None:
+            acc[k][2].append(sg / (sb / 2**30))
+    return {k: (med([x for x in v[0] if x is not None]), med(v[1]), med(v[2])) for k, v in acc.items()}
 
 
 def peak_rss(res, system):
@@ -338,13 +341,14 @@ def write(outdir, res):
                 fmt(x.get("agg_mb_s"))))
     w("")
     # CPU per GiB
-    w("## CPU seconds per GiB read (cold runs, median; mounts summed)")
+    w("## CPU seconds per GiB read (cold runs, median; mounts summed), and GETs per GiB fetched")
     w("")
-    w("| scenario | profile | system | daemon | mounts | total |")
-    w("|---|---|---|---|---|---|")
+    w("| scenario | profile | system | daemon | mounts | total | GETs per GiB from the store |")
+    w("|---|---|---|---|---|---|---|")
     for (sc, p, sy), v in sorted(cpu_per_gib(res).items()):
-        w("| %s | %s | %s | %s | %s | %s |" % (sc, p, sy, fmt(v[0], nd=2), fmt(v[1], nd=2),
-                                              fmt((v[0] or 0) + (v[1] or 0), nd=2)))
+        w("| %s | %s | %s | %s | %s | %s | %s |" % (sc, p, sy, fmt(v[0], nd=2), fmt(v[1], nd=2),
+                                                   fmt((v[0] or 0) + (v[1] or 0), nd=2),
+                                                   fmt(v[2], nd=0)))
     w("")
     # scenario 6, 7
     w("## Scenarios 6 and 7: first byte and metadata (median seconds)")

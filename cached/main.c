@@ -62,6 +62,8 @@ static void usage(FILE *f)
 		"  --single-user         only this user's mounts (set when a mount starts the daemon)\n"
 		"  --autostarted         started by a mount: mounts may start it again if it dies\n"
 		"  --metrics-addr A:P    also serve Prometheus metrics on http://A:P/metrics [off]\n"
+		"  --ca-file FILE        PEM file of the CAs to trust for HTTPS (a private endpoint's\n"
+		"                        CA) instead of the system's bundle\n"
 		"  --log-level LEVEL     error, warn, info, debug [info]\n"
 		"  --log-file FILE       log here when running in the background [DIR/cached.log]\n"
 		"  --foreground          do not detach; log to stderr\n"
@@ -185,6 +187,15 @@ static int apply(struct opts *o, const char *key, const char *v)
 		return set_str(shown, v, c->default_endpoint_s3, sizeof(c->default_endpoint_s3));
 	if (strcmp(key, "metrics-addr") == 0)
 		return set_str(shown, v, c->metrics_addr, sizeof(c->metrics_addr));
+	if (strcmp(key, "ca-file") == 0) {
+		/* Checked now: a bad path is an error at start, not a TLS failure per request. */
+		if (v[0] != '/' || access(v, R_OK) != 0) {
+			fprintf(stderr, "hoardfs-cached: %s %s: %s\n", shown, v,
+				v[0] != '/' ? "must be an absolute path" : strerror(errno));
+			return -EINVAL;
+		}
+		return set_str(shown, v, c->http.ca_file, sizeof(c->http.ca_file));
+	}
 	if (strcmp(key, "log-file") == 0) {
 		o->log_file_set = true;
 		return set_str(shown, v, o->log_file, sizeof(o->log_file));
@@ -307,6 +318,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "endpoint-gs", required_argument, NULL, 0 },
 		{ "endpoint-s3", required_argument, NULL, 0 },
 		{ "metrics-addr", required_argument, NULL, 0 },
+		{ "ca-file", required_argument, NULL, 0 },
 		{ "log-level", required_argument, NULL, 0 },
 		{ "log-file", required_argument, NULL, 0 },
 		{ "foreground", no_argument, NULL, 'f' },

@@ -358,6 +358,8 @@ static int start_attempt(struct http_client *c, struct http_req *r)
 			 r->timeout_ms ? r->timeout_ms : o->request_timeout_ms);
 	curl_easy_setopt(e, CURLOPT_BUFFERSIZE, o->buffer_size);
 	curl_easy_setopt(e, CURLOPT_VERBOSE, o->verbose ? 1L : 0L);
+	if (o->ca_file[0])
+		curl_easy_setopt(e, CURLOPT_CAINFO, o->ca_file);
 	if (strcmp(r->method, "HEAD") == 0) {
 		curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
 	} else if (strcmp(r->method, "GET") == 0) {

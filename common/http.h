@@ -34,6 +34,7 @@ struct http_opts {
 	long buffer_size;	 /* [1 MiB] CURLOPT_BUFFERSIZE: bytes per write to the sink */
 	struct http_stats *stats; /* [NULL] counters to update, shared; must outlive the client */
 	bool verbose;		  /* curl's debug output on stderr */
+	char ca_file[512];	  /* [""] PEM bundle of CAs to trust instead of the system's */
 };
 
 /*

@@ -125,6 +125,10 @@ static int spawn_daemon(struct mnt *m)
 	argv[argc++] = "300";
 	argv[argc++] = "--log-level";
 	argv[argc++] = ll;
+	if (m->o.ca_file[0]) {
+		argv[argc++] = "--ca-file";
+		argv[argc++] = m->o.ca_file;
+	}
 	argv[argc] = NULL;
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addclosefrom_np(&fa, 3);

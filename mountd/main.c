@@ -78,6 +78,8 @@ static void usage(FILE *f)
 		"      --data-dir DIR      the same, as the older tool spelled it\n"
 		"      --socket PATH       the daemon's socket [DIR/cached.sock]\n"
 		"      --no-autostart      fail instead of starting a daemon when none answers\n"
+		"      --ca-file FILE      CAs to trust for HTTPS (a private endpoint's CA), for a\n"
+		"                          daemon this mount starts (a running daemon has its own)\n"
 		"      --log-level LEVEL   error, warn, info, debug [info]\n"
 		"  -h, --help              this text\n"
 		"  -V, --version           the version\n"
@@ -114,6 +116,7 @@ enum {
 	OPT_DATA_DIR,
 	OPT_SOCKET,
 	OPT_NO_AUTOSTART,
+	OPT_CA_FILE,
 	OPT_NO_PASSTHROUGH,
 	OPT_OPEN_WAIT,
 	OPT_LOG_LEVEL,
@@ -277,6 +280,7 @@ static int parse_args(int argc, char **argv, struct mount_opts *o)
 		{ "data-dir", required_argument, NULL, OPT_DATA_DIR },
 		{ "socket", required_argument, NULL, OPT_SOCKET },
 		{ "no-autostart", no_argument, NULL, OPT_NO_AUTOSTART },
+		{ "ca-file", required_argument, NULL, OPT_CA_FILE },
 		{ "no-passthrough", no_argument, NULL, OPT_NO_PASSTHROUGH },
 		{ "open-wait", required_argument, NULL, OPT_OPEN_WAIT },
 		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
@@ -399,6 +403,15 @@ static int parse_args(int argc, char **argv, struct mount_opts *o)
 			if ((size_t)n >= 108 || !*optarg)
 				return bad("--socket %s: empty or too long for a Unix socket",
 					   optarg);
+			break;
+		case OPT_CA_FILE:
+			n = snprintf(o->ca_file, sizeof(o->ca_file), "%s", optarg);
+			if ((size_t)n >= sizeof(o->ca_file) || optarg[0] != '/')
+				return bad(
+					"--ca-file %s: must be an absolute path (under 512 bytes)",
+					optarg);
+			if (access(optarg, R_OK) != 0)
+				return bad("--ca-file %s: %s", optarg, strerror(errno));
 			break;
 		case OPT_NO_AUTOSTART:
 			o->no_autostart = true;

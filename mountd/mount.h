@@ -20,6 +20,7 @@ struct mount_opts {
 	char mountpoint[PATH_MAX];
 	char cache_dir[PATH_MAX];
 	char socket_path[PATH_MAX];
+	char ca_file[512]; /* --ca-file: passed to a daemon this mount starts */
 	char endpoint[PROTO_ENDPOINT_MAX];
 	char region[64];
 	char fuse_opts[4096]; /* extra -o options, comma-separated */
