@@ -146,13 +146,18 @@ command -v curl >/dev/null || fail "curl is not installed"
 
 # ---- the fault-injecting proxy (tests/servers/proxy.js) -----------------------------------------
 
-# start_proxy UPSTREAM: starts a private proxy in front of UPSTREAM (e.g. $HOARDFS_S3_ENDPOINT)
-# on a free port, registers its kill, and prints its URL. Use as P=$(start_proxy URL). The proxy
-# also exits by itself when the test's shell is gone.
+# start_proxy UPSTREAM [CERT KEY]: starts a private proxy in front of UPSTREAM (e.g.
+# $HOARDFS_S3_ENDPOINT) on a free port, registers its kill, and prints its URL. Use as
+# P=$(start_proxy URL). With CERT and KEY (PEM files) it serves HTTPS: the URL is https://. The
+# proxy also exits by itself when the test's shell is gone.
 start_proxy() {
-	local upstream=$1 d pid
+	local upstream=$1 d pid tls=() scheme=http
+	if [ $# -ge 3 ]; then
+		tls=(--tls-cert "$2" --tls-key "$3")
+		scheme=https
+	fi
 	d=$(tmpdir proxy)
-	node "$HOARDFS_SRC/tests/servers/proxy.js" --port 0 --port-file "$d/port" \
+	node "$HOARDFS_SRC/tests/servers/proxy.js" --port 0 --port-file "$d/port" "${tls[@]}" \
 		--upstream "$upstream" --watch-pid "$_HOARDFS_MAINPID" </dev/null >"$d/log" 2>&1 &
 	pid=$!
 	on_exit _hoardfs_kill "$pid"
@@ -160,7 +165,7 @@ start_proxy() {
 		cat "$d/log" >&2
 		fail "proxy for $upstream did not start"
 	fi
-	echo "http://127.0.0.1:$(cat "$d/port")"
+	echo "$scheme://127.0.0.1:$(cat "$d/port")"
 }
 
 # _hoardfs_kill PID: SIGTERM, up to 5 s for it to go, then SIGKILL.

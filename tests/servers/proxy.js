@@ -2,11 +2,13 @@
 // proxy.js: hoardfs's fault-injecting, counting HTTP reverse proxy for integration tests.
 //
 //   node proxy.js --port P --upstream http://127.0.0.1:Q [--port-file FILE] [--watch-pid PID]
+//                 [--tls-cert FILE --tls-key FILE]
 //
 // Forwards every request to the upstream (keeping the Host header, so signatures stay valid)
 // and streams bodies both ways without buffering them. `--port 0` picks a free port; with
 // --port-file the port actually bound is written to FILE (atomically) once it listens. With
-// --watch-pid it exits by itself within a second of process PID going away.
+// --watch-pid it exits by itself within a second of process PID going away. With --tls-cert and
+// --tls-key it serves HTTPS (PEM files; the upstream stays plain HTTP).
 //
 // Control API (never forwarded, never counted):
 //   GET  /__proxy/stats   {requests, gets, heads, bytes_out, faults_applied,
@@ -47,7 +49,8 @@ function usage(msg) {
 }
 
 function parseArgs(argv) {
-	const opts = { port: null, upstream: null, portFile: null, watchPid: 0 };
+	const opts = { port: null, upstream: null, portFile: null, watchPid: 0, tlsCert: null,
+		tlsKey: null };
 	for (let i = 0; i < argv.length; i++) {
 		const a = argv[i];
 		const v = argv[i + 1];
@@ -63,6 +66,12 @@ function parseArgs(argv) {
 		} else if (a === '--watch-pid' && v !== undefined) {
 			opts.watchPid = Number(v);
 			i++;
+		} else if (a === '--tls-cert' && v !== undefined) {
+			opts.tlsCert = v;
+			i++;
+		} else if (a === '--tls-key' && v !== undefined) {
+			opts.tlsKey = v;
+			i++;
 		} else {
 			usage(`unknown or incomplete argument '${a}'`);
 		}
@@ -73,6 +82,8 @@ function parseArgs(argv) {
 		usage('--upstream is required');
 	if (!Number.isInteger(opts.watchPid) || opts.watchPid < 0)
 		usage('--watch-pid must be a pid');
+	if (!opts.tlsCert !== !opts.tlsKey)
+		usage('--tls-cert and --tls-key go together');
 	let u;
 	try {
 		u = new URL(opts.upstream);
@@ -327,7 +338,7 @@ function forward(req, res, rule, entry, retried) {
 		req.pipe(upReq);
 }
 
-const server = http.createServer((req, res) => {
+const handler = (req, res) => {
 	if (req.url.startsWith(CONTROL))
 		return control(req, res);
 	const path = req.url.split('?')[0];
@@ -381,7 +392,11 @@ const server = http.createServer((req, res) => {
 	default:
 		return forward(req, res, rule, entry);
 	}
-});
+};
+const server = opts.tlsCert
+	? require('https').createServer({ cert: fs.readFileSync(opts.tlsCert),
+		key: fs.readFileSync(opts.tlsKey) }, handler)
+	: http.createServer(handler);
 
 server.keepAliveTimeout = 60000;
 server.headersTimeout = 65000;
@@ -398,7 +413,8 @@ server.listen(opts.port, '127.0.0.1', () => {
 		fs.writeFileSync(tmp, `${port}\n`);
 		fs.renameSync(tmp, opts.portFile);
 	}
-	process.stdout.write(`proxy.js listening on 127.0.0.1:${port} -> ${opts.upstream}\n`);
+	process.stdout.write(`proxy.js listening on ${opts.tlsCert ? 'https' : 'http'}://127.0.0.1:` +
+		`${port} -> ${opts.upstream}\n`);
 });
 
 for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'])
