@@ -315,6 +315,10 @@ int obj_fd(const struct obj *o); /* read-write descriptor of the cache file */
 uint64_t obj_id(const struct obj *o);
 const struct meta_object *objects_record(const struct obj *o); /* constant after creation */
 struct store *objects_store(const struct obj *o);
+/* The fetch thread o's GETs go to while any is in flight (engine; fetch.c keeps it). */
+int *objects_fetch_thread(struct obj *o);
+/* GETs of o in flight (engine). */
+int objects_fetching(const struct obj *o);
 
 /* Called by fetch.c on the engine thread when blocks [b, b+n) of `o` were written and checked,
  * with their crc32c values; or when a GET of [b, b+n) failed for good with `status`. */

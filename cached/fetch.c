@@ -318,11 +318,21 @@ int fetch_blocks(struct daemon *d, struct obj *o, uint32_t b, uint32_t n, bool d
 	struct fetch_job *j;
 	const struct meta_object *rec = NULL;
 
+	int *pick = objects_fetch_thread(o);
+
 	if (!n)
 		return -EINVAL;
-	for (int i = 1; i < f->n; i++) {
-		if (atomic_load(&f->t[i].active) < atomic_load(&ft->active))
-			ft = &f->t[i];
+	/* One object, one fetch thread: two threads writing one file serialise on its inode lock
+	 * (i_rwsem), so an object's GETs stay on the thread that took its first one while any is in
+	 * flight; different objects (a model's shards) spread over the threads. */
+	if (objects_fetching(o) > 0 && *pick >= 0 && *pick < f->n) {
+		ft = &f->t[*pick];
+	} else {
+		for (int i = 1; i < f->n; i++) {
+			if (atomic_load(&f->t[i].active) < atomic_load(&ft->active))
+				ft = &f->t[i];
+		}
+		*pick = (int)(ft - f->t);
 	}
 	j = calloc(1, sizeof(*j));
 	if (!j)

@@ -43,6 +43,7 @@ struct obj {
 	struct open_wait *open_waits; /* OPENs answered once the object is complete */
 	struct obj *tick_next;	      /* objects_tick's list of objects with open_waits */
 	int fetching;		      /* GETs in flight */
+	int fetch_thread; /* the fetch thread that writes this object's GETs (fetch.c) */
 	struct waiter *waiters;
 	bool loading;	  /* prefetching the whole object (on objtab.loading) */
 	bool speculative; /* loading only because a sibling shard was opened: lowest priority */

@@ -82,6 +82,16 @@ const struct meta_object *objects_record(const struct obj *o)
 	return &o->rec;
 }
 
+int *objects_fetch_thread(struct obj *o)
+{
+	return &o->fetch_thread;
+}
+
+int objects_fetching(const struct obj *o)
+{
+	return o->fetching;
+}
+
 struct store *objects_store(const struct obj *o)
 {
 	return o->store;

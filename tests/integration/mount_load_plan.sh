@@ -81,7 +81,7 @@ stop_daemon "$CACHE"
 step "2. by default, opening shard 1 loads shards 2-4, once each, before they are opened"
 proxy_reset "$P"
 mnt_cache on
-start_daemon --max-inflight 32 --chunk-size 8M
+start_daemon --max-inflight 32 --chunk-size 8M --fetch-threads 2 # shards spread over two threads
 MP=$(mnt_point on)
 hoardfs_mount "$MP" --socket "$SOCK" --no-autostart --endpoint "$P" "s3://$B" "$MP"
 check_read "$MP" "$(shard m1 1)"
