@@ -3,13 +3,16 @@
 
 Sets up an S3 endpoint (s3rver for the bucket and its listings, nginx serving object bytes from
 s3rver's files), three network profiles (loopback; "cloud": a first-byte delay and a
-per-connection rate cap; "cloud-tls": the same over HTTPS), measures the limits, runs every scenario of issue 6 against hoardfs,
+per-connection rate cap; "cloud-tls": the same over HTTPS; "busy-server": s3rver itself sends the
+bytes, delayed and capped like "cloud", competing for the CPU), measures the limits, runs every scenario of issue 6 against hoardfs,
 s3fs and rclone, and writes report.md, results.json and chart.png. See bench/README.md.
 """
 import argparse
+import concurrent.futures
 import datetime
 import hashlib
 import json
+import resource
 import os
 import platform
 import shutil
@@ -27,8 +30,8 @@ ROOT = os.path.dirname(HERE)
 BUCKET = "hoardfs-bench"
 MiB = 1 << 20
 SECRET = "S3RVER"
-ALL_SYSTEMS = ["hoardfs", "s3fs", "rclone"]
-ALL_PROFILES = ["loopback", "cloud", "cloud-tls"]
+ALL_SYSTEMS = ["hoardfs", "s3fs", "rclone", "curl"]  # curl: download + sync + load (s2)
+ALL_PROFILES = ["loopback", "cloud", "cloud-tls", "busy-server"]
 ALL_SCENARIOS = [1, 2, 3, 4, 5, 6, 7, 8]
 
 PRESETS = {
@@ -167,6 +170,23 @@ def cpu_seconds(pid):
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return None
+
+
+def tree_cpu_seconds(pid):
+    """CPU seconds of PID and its direct children (nginx's master and workers)."""
+    total = cpu_seconds(pid) or 0.0
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            kids = [int(x) for x in f.read().split()]
+    except (OSError, ValueError):
+        kids = []
+    return total + sum(cpu_seconds(k) or 0.0 for k in kids)
+
+
+def children_cpu_seconds():
+    """CPU seconds of this process's children that have been waited for (readers, tools)."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def rss_parts_kib(pid):
@@ -674,6 +694,25 @@ http {{
       proxy_set_header Host $http_host;
     }}
   }}
+
+  # busy-server profile: s3rver itself sends every byte (a store endpoint that competes for the
+  # CPU, like a busy one), each response {latency_ms} ms late, each connection paced at {rate}
+  # bytes/s; nginx only delays and paces (no buffering)
+  server {{
+    listen 127.0.0.1:{bport} backlog=4096;
+    access_log {dir}/busy-server.log bench;
+    set $objkey $uri;
+    if ($if_match_fail) {{ return 412; }}
+    location / {{ echo_sleep {latency_s}; echo_exec @paced_s3rver; }}
+    location @paced_s3rver {{
+      limit_rate {rate};
+      proxy_buffering off;
+      proxy_pass http://s3rver;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $http_host;
+    }}
+  }}
 }}
 """
 
@@ -735,10 +774,11 @@ class Servers:
             for o in self.data.all_objects():
                 f.write('"/%s/%s" "\\"%s\\"";\n' % (BUCKET, o["key"], o["md5"]))
         self.ca = make_tls(os.path.join(self.dir, "tls"))
-        lport, cport, tport = free_port(), free_port(), free_port()
+        lport, cport, tport, bport = free_port(), free_port(), free_port(), free_port()
         conf = NGINX_CONF.format(
             workers=os.cpu_count() or 2, dir=self.dir, s3port=self.s3port, lport=lport,
-            cport=cport, tport=tport, s3dir=self.data.s3dir, latency_ms=self.args.latency_ms,
+            cport=cport, tport=tport, bport=bport, s3dir=self.data.s3dir,
+            latency_ms=self.args.latency_ms,
             latency_s="%.3f" % (self.args.latency_ms / 1000.0), rate=self.args.rate)
         cpath = os.path.join(self.dir, "nginx.conf")
         with open(cpath, "w") as f:
@@ -753,13 +793,13 @@ class Servers:
         self.nginx = p
         self.endpoints = {"loopback": "http://127.0.0.1:%d" % lport,
                           "cloud": "http://127.0.0.1:%d" % cport,
-                          "cloud-tls": "https://127.0.0.1:%d" % tport}
+                          "cloud-tls": "https://127.0.0.1:%d" % tport,
+                          "busy-server": "http://127.0.0.1:%d" % bport}
         self.logs = {prof: os.path.join(self.dir, prof + ".log") for prof in self.endpoints}
         for prof, url in self.endpoints.items():
             self._wait_http(url + "/", p, "nginx")
-        log("servers: s3rver %s, nginx loopback %s, cloud %s, cloud-tls %s (CA %s)" % (
-            self.s3_url, self.endpoints["loopback"], self.endpoints["cloud"],
-            self.endpoints["cloud-tls"], self.ca))
+        log("servers: s3rver %s, nginx %s (CA %s)" % (
+            self.s3_url, ", ".join("%s %s" % kv for kv in self.endpoints.items()), self.ca))
 
     def _wait_http(self, url, proc, name):
         deadline = time.monotonic() + 60
@@ -772,6 +812,10 @@ class Servers:
                 return
             time.sleep(0.2)
         raise BenchError("%s did not answer %s" % (name, url))
+
+    def cpu(self):
+        """CPU seconds the object servers (s3rver, nginx's processes) have used so far."""
+        return sum(tree_cpu_seconds(p.pid) for p in (self.s3rver, self.nginx))
 
     def log_offset(self, profile):
         try:
@@ -803,10 +847,10 @@ def curl_s3(args, timeout=60):
                 "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD"] + args, timeout=timeout)
 
 
-def check_endpoint(url, data, obj):
+def check_endpoint(url, data, obj, suffix=True):
     """Checks what the clients rely on: HEAD (ETag, Last-Modified, Content-Length), ranges
-    (plain and suffix) with the right bytes, If-Match, and a listing. Returns a list of
-    problems (empty when all is well)."""
+    (plain and, unless SUFFIX is false, suffix) with the right bytes, If-Match, and a listing.
+    Returns a list of problems (empty when all is well)."""
     problems = []
     key, size, md5 = obj["key"], obj["size"], obj["md5"]
     u = "%s/%s/%s" % (url, BUCKET, key)
@@ -824,7 +868,10 @@ def check_endpoint(url, data, obj):
         want_mid = f.read(1000)
         f.seek(size - 100)
         want_tail = f.read(100)
-    for rng, want in (("%d-%d" % (size // 3, size // 3 + 999), want_mid), ("-100", want_tail)):
+    ranges = [("%d-%d" % (size // 3, size // 3 + 999), want_mid)]
+    if suffix:
+        ranges.append(("-100", want_tail))
+    for rng, want in ranges:
         proc = subprocess.run(["curl", "-sS", "-D", "-", "-H", "Range: bytes=" + rng,
                                "-H", 'If-Match: "%s"' % md5, "-o", "/dev/stdout", u],
                               capture_output=True, timeout=60)
@@ -1172,6 +1219,14 @@ class Rclone(System):
         return m
 
 
+class CurlDownload:
+    """Stands for the user's alternative in guarded(): nothing to mount or stop."""
+    name = "curl"
+
+    def end_session(self):
+        pass
+
+
 # ---- the benchmark -----------------------------------------------------------------------------
 
 
@@ -1227,8 +1282,11 @@ class Bench:
         self.servers = Servers(a, self.data, a.out)
         self.servers.start()
         for prof, url in self.servers.endpoints.items():
-            probs = check_endpoint(url, self.data, self.large["objects"][0])
-            probs += check_endpoint(url, self.data, self.model["objects"][0])
+            # s3rver (which sends the bytes in busy-server) does not do suffix ranges; none of
+            # the systems asks it for one
+            sfx = prof != "busy-server"
+            probs = check_endpoint(url, self.data, self.large["objects"][0], sfx)
+            probs += check_endpoint(url, self.data, self.model["objects"][0], sfx)
             self.results["calibration"].setdefault(prof, {})["endpoint_checks"] = probs or "ok"
             if probs:
                 raise BenchError("endpoint %s misbehaves: %s" % (prof, "; ".join(probs)))
@@ -1278,6 +1336,7 @@ class Bench:
         sync()
         self.data.prewarm(prewarm_keys)
         self._disk0 = disk_read_bytes()  # the run's disk reads start after the prewarm's
+        self._cpu0 = (children_cpu_seconds(), self.servers.cpu())
         sysobj.start_session(profile)
         return [sysobj.mount() for _ in range(nmounts)]
 
@@ -1285,6 +1344,11 @@ class Bench:
         rec["rss_kib"] = sysobj.rss()
         rec["rss_parts_kib"] = sysobj.rss_parts()
         rec["cpu_s"] = sysobj.cpu()
+        if getattr(self, "_cpu0", None):
+            # readers (and the few tools run meanwhile), and the object servers, during the run
+            rec["cpu_s"]["reader"] = children_cpu_seconds() - self._cpu0[0]
+            rec["cpu_s"]["server"] = self.servers.cpu() - self._cpu0[1]
+            self._cpu0 = None
         if isinstance(sysobj, Hoardfs):
             st = sysobj.stats()
             if st:
@@ -1345,6 +1409,53 @@ class Bench:
             rec["loader_seconds"] = j["seconds"]
         finally:
             self.finish(sysobj, profile, off, disk0, rec)
+        self.record(**rec)
+
+    def s2_curl(self, sysobj, profile, r):
+        """The user's alternative to a mount: parallel curl downloads the model's files to local
+        disk (as many at once as the profile's best connection count), `sync`, then the same
+        loader reads the local copies; the three are timed together."""
+        m = self.model
+        base = "%s/%s/" % (self.servers.endpoints[profile], BUCKET)
+        dl = os.path.join(self.args.work, "run", "download")
+        shutil.rmtree(dl, ignore_errors=True)
+        keys = list(m["small"]) + list(m["shards"])
+        for k in keys:
+            os.makedirs(os.path.dirname(os.path.join(dl, k)), exist_ok=True)
+        sync()
+        self.data.prewarm(m["shards"])
+        off, disk0 = self.servers.log_offset(profile), disk_read_bytes()
+        self._disk0 = disk0
+        self._cpu0 = (children_cpu_seconds(), self.servers.cpu())
+        conns = (self.results["limits"].get("network", {}).get(profile) or {}).get("connections") or 16
+        rec = dict(scenario="s2_curl", profile=profile, system=sysobj.name, run=r, bytes=m["bytes"],
+                   connections=conns)
+        try:
+            t0 = time.monotonic()
+
+            def get(k):
+                return run(["curl", "-sS", "--fail", "-o", os.path.join(dl, k), base + k],
+                           timeout=self.timeout_for(m["bytes"]))
+
+            with concurrent.futures.ThreadPoolExecutor(max_workers=conns) as ex:
+                for k, (rc, _, err, _) in zip(keys, ex.map(get, keys)):
+                    if rc != 0:
+                        raise BenchError("curl %s: exit %d: %s" % (k, rc, err.strip()[-200:]))
+            t1 = time.monotonic()
+            sync()
+            t2 = time.monotonic()
+            out, _ = self.mnt_run(self.load_cmd(dl, m), m["bytes"])
+            j = json.loads(out.strip().splitlines()[-1])
+            if j["errors"] or j["bytes"] != m["bytes"]:
+                raise BenchError("loader: %s bytes, errors %s" % (j["bytes"], j["errors"][:2]))
+            rec.update(seconds=time.monotonic() - t0, download_seconds=t1 - t0,
+                       sync_seconds=t2 - t1, loader_seconds=j["seconds"])
+        finally:
+            rec["cpu_s"] = {"reader": children_cpu_seconds() - self._cpu0[0],
+                            "server": self.servers.cpu() - self._cpu0[1]}
+            self._cpu0 = None
+            rec["store_bytes"], rec["store_gets"] = self.servers.store_bytes(profile, off)
+            shutil.rmtree(dl, ignore_errors=True)
         self.record(**rec)
 
     def s5(self, sysobj, profile, r):
@@ -1499,6 +1610,8 @@ class Bench:
         self.calibrate()
         systems = []
         for name in a.systems:
+            if name == "curl":
+                continue  # not a mount: scenario 2's download-then-load row (s2_curl)
             s = {"hoardfs": Hoardfs, "s3fs": S3fs, "rclone": Rclone}[name](self)
             if not s.available():
                 self.results["failures"].append("%s is not installed: skipped" % name)
@@ -1514,7 +1627,12 @@ class Bench:
             "tree": {"name": self.tree["name"], "objects": len(self.tree["objects"])},
         }
         sc = set(a.scenarios)
+        curl = CurlDownload()
         for prof in a.profiles:
+            if 2 in sc and "curl" in a.systems:
+                log("== profile %s, parallel curl download + sync + load" % prof)
+                for r in range(1, a.runs + 1):
+                    self.guarded(self.s2_curl, "s2_curl", curl, prof, r)
             for s in systems:
                 log("== profile %s, %s" % (prof, s.name))
                 for r in range(1, a.runs + 1):
