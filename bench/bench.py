@@ -183,6 +183,26 @@ def tree_cpu_seconds(pid):
     return total + sum(cpu_seconds(k) or 0.0 for k in kids)
 
 
+def thread_cpu_seconds(pid):
+    """{thread name: CPU seconds} of PID's threads, summed by name (hoardfs names its threads:
+    hfs-fetch, hfs-writer, hfs-meta; the engine keeps the program's name)."""
+    out = {}
+    try:
+        tids = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return out
+    for t in tids:
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, t)) as f:
+                st = f.read()
+            name = st[st.index("(") + 1:st.rindex(")")]
+            fields = st.rsplit(")", 1)[1].split()
+            out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
 def children_cpu_seconds():
     """CPU seconds of this process's children that have been waited for (readers, tools)."""
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -1344,6 +1364,8 @@ class Bench:
         rec["rss_kib"] = sysobj.rss()
         rec["rss_parts_kib"] = sysobj.rss_parts()
         rec["cpu_s"] = sysobj.cpu()
+        if isinstance(sysobj, Hoardfs) and sysobj.daemon:
+            rec["daemon_threads_cpu_s"] = thread_cpu_seconds(sysobj.daemon.pid)
         if getattr(self, "_cpu0", None):
             # readers (and the few tools run meanwhile), and the object servers, during the run
             rec["cpu_s"]["reader"] = children_cpu_seconds() - self._cpu0[0]

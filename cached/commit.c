@@ -384,6 +384,8 @@ int writer_start(struct daemon *d)
 	pthread_condattr_destroy(&ca);
 	d->writer = wr;
 	rc = -pthread_create(&wr->thr, NULL, writer_main, d);
+	if (!rc)
+		pthread_setname_np(wr->thr, "hfs-writer");
 	if (rc) {
 		free(wr);
 		d->writer = NULL;

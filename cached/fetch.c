@@ -415,6 +415,8 @@ int fetch_start(struct daemon *d)
 		if (rc)
 			return rc;
 		rc = -pthread_create(&ft->thr, NULL, fetch_main, ft);
+		if (!rc)
+			pthread_setname_np(ft->thr, "hfs-fetch");
 		if (rc) {
 			http_client_free(ft->hc);
 			ft->hc = NULL;

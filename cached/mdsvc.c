@@ -909,6 +909,8 @@ int mdsvc_start(struct daemon *d)
 	d->md = md;
 	for (int i = 0; i < md->n; i++) {
 		rc = -pthread_create(&md->thr[i], NULL, worker_main, d);
+		if (!rc)
+			pthread_setname_np(md->thr[i], "hfs-meta");
 		if (rc) {
 			md->n = i;
 			return rc;

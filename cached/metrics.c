@@ -166,6 +166,8 @@ int metrics_start(struct daemon *d)
 	}
 	d->metrics = m;
 	rc = -pthread_create(&m->thr, NULL, metrics_main, d);
+	if (!rc)
+		pthread_setname_np(m->thr, "hfs-metrics");
 	if (rc) {
 		d->metrics = NULL;
 		goto fail;

@@ -4,8 +4,9 @@
 # straight at s3rver (no proxy). Two alternating rounds of each, every daemon round on a fresh
 # (cold) cache dir; the reader is tool_client cat --depth 32 to /dev/null. Also prints the group
 # commit's cost from the daemon's counters (commits, commit_ns, commit_blocks), its peak RSS, and
-# a warm read served from the cache. Asserts only correctness: the warm read's sha256, every block
-# counted once, no failed GET, and a clean exit.
+# a warm read served from the cache. Asserts correctness (the warm read's sha256, every block
+# counted once, no failed GET, a clean exit) and the daemon's memory bound (peak RSS at most 64 MiB
+# plus its in-flight receive buffers).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/lib_daemon.sh"
 
@@ -103,6 +104,14 @@ for n in 1 2; do
 		"$(awk -v n="$ns" -v us="$us" 'BEGIN { printf "%.0f", n / 10 / us }')% of the read's wall time)"
 	echo "MEASURED: round $n daemon peak RSS (VmHWM) after a 1 GiB cold read: $(cat "$TEST_TMP/hwm.$n") KiB"
 done
+# The daemon's memory bound (docs/design.md, "Memory"): 64 MiB plus the receive buffers of the
+# GETs in flight (--max-inflight 32 x 1 MiB). Not under a sanitizer (shadow memory).
+if ! grep -qa __asan_init "$CACHED" 2>/dev/null; then
+	for n in 1 2; do
+		[ "$(cat "$TEST_TMP/hwm.$n")" -le $(((64 + 32) * 1024)) ] ||
+			fail "round $n: daemon peak RSS $(cat "$TEST_TMP/hwm.$n") KiB is over 64 MiB + 32 x 1 MiB"
+	done
+fi
 echo "MEASURED: 1 GiB from s3rver, curl x$PARTS ranged:   round 1 $(rate "$SIZE" "$c1"), round 2 $(rate "$SIZE" "$c2")"
 echo "MEASURED: 1 GiB from s3rver, daemon cold --depth 32: round 1 $(rate "$SIZE" "$d1"), round 2 $(rate "$SIZE" "$d2")"
 echo "MEASURED: 1 GiB warm from the daemon's cache to /dev/null: $(rate "$SIZE" "$w")"
