@@ -82,18 +82,7 @@ echo "daemon: $(cat "$TEST_TMP/stats.json")"
 [ "$(sj gets_failed)" = 0 ] || fail "$(sj gets_failed) GETs failed"
 [ "$(sj fetch_requests)" -gt 0 ] || fail "no FETCH reached the daemon"
 # The GETs' ranges, sorted, must tile [0, SIZE) exactly: no byte asked twice.
-tiling=$(pj "(() => {
-	const r = j.log.filter(e => e.path === \"$OBJ_PATH\" && e.method === 'GET').map(e => {
-		const m = /^bytes=(\\d+)-(\\d+)\$/.exec(e.range || '');
-		return m ? [Number(m[1]), Number(m[2])] : [-1, -1];
-	}).sort((a, b) => a[0] - b[0]);
-	let next = 0;
-	for (const [a, z] of r) {
-		if (a !== next || z < a) return 'gap or overlap at ' + next + ': ' + a + '-' + z;
-		next = z + 1;
-	}
-	return next === $SIZE ? 'ok' : 'ends at ' + next;
-})()")
+tiling=$(proxy_tiling "$OBJ_PATH" "$SIZE" <"$TEST_TMP/proxy.json")
 [ "$tiling" = ok ] || fail "the GETs' ranges do not tile the object: $tiling"
 
 secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", (b - a) / 1e6 }')

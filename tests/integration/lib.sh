@@ -195,6 +195,24 @@ proxy_reset() {
 	curl -sS --fail --max-time 10 -X POST "$1/__proxy/reset" >/dev/null
 }
 
+# proxy_tiling PATH SIZE: reads proxy_stats JSON on stdin and prints "ok" if the GETs of PATH
+# (e.g. /bucket/key), sorted by offset, cover [0, SIZE) exactly once (no byte asked twice), else
+# where they do not.
+proxy_tiling() {
+	json_get "(() => {
+		const r = j.log.filter(e => e.path === \"$1\" && e.method === 'GET').map(e => {
+			const m = /^bytes=(\\d+)-(\\d+)\$/.exec(e.range || '');
+			return m ? [Number(m[1]), Number(m[2])] : [-1, -1];
+		}).sort((a, b) => a[0] - b[0]);
+		let next = 0;
+		for (const [a, z] of r) {
+			if (a !== next || z < a) return 'gap or overlap at ' + next + ': ' + a + '-' + z;
+			next = z + 1;
+		}
+		return next === $2 ? 'ok' : 'ends at ' + next;
+	})()"
+}
+
 # json_get EXPR: prints the value of a JavaScript expression over the JSON on stdin, bound to `j`
 # (e.g. `proxy_stats $P | json_get j.gets`; objects are printed as JSON).
 json_get() {

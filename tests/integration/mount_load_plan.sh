@@ -36,20 +36,7 @@ pj() { proxy_stats "$P" | json_get "$1"; }
 # gets KEY: GETs the proxy saw for object KEY
 gets() { pj "(j.paths['/$B/$1'] || {requests: 0}).requests"; }
 # tiles KEY SIZE: "ok" if the GETs of KEY, sorted, cover [0, SIZE) exactly once
-tiles() {
-	pj "(() => {
-		const r = j.log.filter(e => e.path === '/$B/$1' && e.method === 'GET').map(e => {
-			const m = /^bytes=(\\d+)-(\\d+)\$/.exec(e.range || '');
-			return m ? [Number(m[1]), Number(m[2])] : [-1, -1];
-		}).sort((a, b) => a[0] - b[0]);
-		let next = 0;
-		for (const [a, z] of r) {
-			if (a !== next || z < a) return 'gap or overlap at ' + next + ': ' + a + '-' + z;
-			next = z + 1;
-		}
-		return next === $2 ? 'ok' : 'ends at ' + next;
-	})()"
-}
+tiles() { proxy_stats "$P" | proxy_tiling "/$B/$1" "$2"; }
 # longest_get KEY: the longest GET of KEY, in bytes
 longest_get() {
 	pj "Math.max(0, ...j.log.filter(e => e.path === '/$B/$1' && e.method === 'GET').map(e => {
