@@ -418,6 +418,13 @@ def write(outdir, res):
         mnt, dmn, tot = peak_rss(res, sy)
         w("| %s | %s | %s | %s |" % (sy, kib(mnt), kib(dmn) if sy == "hoardfs" else "—", kib(tot)))
     w("")
+    if "hoardfs" in s["systems"]:
+        _, dmn, _ = peak_rss(res, "hoardfs")
+        bound = 64 * 1024 + 32 * 1024  # KiB: 64 MiB + --max-inflight (32) x 1 MiB receive buffers
+        w("hoardfs-cached's bound (docs/design.md, Memory): 64 MiB + `--max-inflight` x 1 MiB receive "
+          "buffers = %s with the defaults; peak measured %s: %s." % (
+              kib(bound), kib(dmn), "within" if dmn and dmn <= bound else "**over**"))
+        w("")
     # ratios and goals
     w("## Ratios")
     w("")
