@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # bench_smoke.sh: the benchmark's plumbing on tiny data, so that bench/run.sh cannot rot. Runs
 # `bench/run.sh --smoke` (8 shards of 1 MiB, an 8 MiB file, a 40-object tree, one run of every
-# scenario in both network profiles against hoardfs and the installed peers) with this build's
-# binaries and a private work directory, then checks what it wrote: results.json with every run of
-# hoardfs successful, the endpoint checks passed, both profiles calibrated, scenario 5's store
-# bytes equal to one copy of the model for hoardfs, report.md with its sections, and chart.png
-# when gnuplot is installed. Peers that are not installed are skipped by the benchmark itself;
+# scenario in the four network profiles — loopback, cloud, cloud-tls, busy-server — against
+# hoardfs, the installed peers and the download-then-load baseline) with this build's binaries and
+# a private work directory, then checks what it wrote: results.json with every run of hoardfs
+# successful, the endpoint checks passed, every profile calibrated, scenario 5's store bytes equal
+# to one copy of the model for hoardfs, the curl baseline in every profile, report.md with its
+# sections, and chart.png when gnuplot is installed. Peers that are not installed are skipped by the benchmark itself;
 # a peer that is installed must work too.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -23,7 +24,7 @@ peers=()
 for p in s3fs rclone; do
 	command -v "$p" >/dev/null && peers+=("$p")
 done
-systems=$(IFS=,; echo "hoardfs${peers[*]:+,${peers[*]}}")
+systems=$(IFS=,; echo "hoardfs${peers[*]:+,${peers[*]}},curl")
 
 step "bench/run.sh --smoke (systems: $systems)"
 rc=0
@@ -45,17 +46,19 @@ def check(cond, msg):
     if not cond:
         errors.append(msg)
 runs = res["runs"]
-for prof in ("loopback", "cloud"):
+PROFILES = ("loopback", "cloud", "cloud-tls", "busy-server")
+for prof in PROFILES:
     cal = res["calibration"].get(prof, {})
     check(cal.get("endpoint_checks") == "ok", "%s endpoint checks: %s" % (prof, cal.get("endpoint_checks")))
     check(res["limits"]["network"].get(prof, {}).get("bytes_s"), "%s: no network limit" % prof)
 cl = res["calibration"]["cloud"]
 check(0.015 < cl["first_byte_s"] < 0.2, "cloud first byte %.3f s, want about 20 ms" % cl["first_byte_s"])
 check(res["calibration"]["loopback"]["first_byte_s"] < 0.015, "loopback is as slow as cloud")
-want = {("s1", p) for p in ("loopback", "cloud")} | {("s2", p) for p in ("loopback", "cloud")} | \
-    {("s5", p) for p in ("loopback", "cloud")} | {("s6", p) for p in ("loopback", "cloud")} | \
-    {("s7_ls", p) for p in ("loopback", "cloud")} | {("s7_stat", p) for p in ("loopback", "cloud")} | \
+want = {(sc, p) for sc in ("s1", "s2", "s5", "s6", "s7_ls", "s7_stat") for p in PROFILES} | \
     {("s3", "local"), ("s4", "local")}
+curl = {r["profile"] for r in runs if r.get("system") == "curl" and r.get("scenario") == "s2_curl"
+        and r.get("ok")}
+check(curl == set(PROFILES), "the download-then-load baseline ran in %s only" % sorted(curl))
 for system in ["hoardfs"] + peers:
     mine = [r for r in runs if r.get("system") == system]
     for r in mine:
@@ -74,7 +77,8 @@ for name in ("dd_cache_file", "dd_page_cached"):
 check("summary" in res and res["summary"]["goals"], "no summary/goals in results.json")
 rep = open(os.path.join(out, "report.md")).read()
 for section in ("**Machine**", "## Profiles and limits", "## Throughput", "## Scenario 5",
-                "## Scenarios 6 and 7", "## Scenario 8", "## Ratios", "## Goals of issue 6"):
+                "## The user's alternative", "## CPU seconds per GiB", "## Scenarios 6 and 7",
+                "## Scenario 8", "## Ratios", "## Goals"):
     check(section in rep, "report.md lacks " + section)
 for e in errors:
     print("results: " + e, file=sys.stderr)
