@@ -100,7 +100,8 @@ static void test_get_sizes(void **state)
 	/* One load of a 200 MiB file: 16 GETs' worth of parallelism (13 MiB), no fewer. */
 	assert_int_equal(gets_for(d, 200, 1, &largest), 2 + 15);
 	assert_int_equal(largest, 13);
-	/* More loads than slots: each object still grows its GETs from the reader (8, 8, 16, 32). */
+	/* More loads than slots: each object still grows its GETs from the reader (8, 8, 16, 32).
+	 */
 	assert_int_equal(gets_for(d, 64, 64, &largest), 4);
 	assert_int_equal(largest, 32);
 	/* --max-get below --chunk-size: the chunk wins; a 1-block object. */
