@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -193,15 +194,86 @@ static void *rx_main(void *arg)
 	return NULL;
 }
 
+/* Whether a uid may serve this process: root, or ourselves. */
+static bool trusted_uid(uid_t uid)
+{
+	return uid == 0 || uid == geteuid();
+}
+
+/* The socket's directory: owned by root or us, writable by nobody else (but a root-owned sticky
+ * directory such as /tmp). 0, or -EPERM with the reason in why. */
+static int check_socket_dir(const char *socket_path, char *why, size_t whysz)
+{
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	const char *slash = strrchr(socket_path, '/');
+	struct stat st;
+
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == socket_path)
+		snprintf(dir, sizeof(dir), "/");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - socket_path), socket_path);
+	if (stat(dir, &st) < 0)
+		return -errno;
+	if (!trusted_uid(st.st_uid)) {
+		snprintf(why, whysz,
+			 "the daemon's socket directory %s belongs to uid %u, neither root nor you "
+			 "(uid %u): refusing to trust whoever listens there",
+			 dir, (unsigned)st.st_uid, (unsigned)geteuid());
+		return -EPERM;
+	}
+	if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_uid == 0 && (st.st_mode & S_ISVTX))) {
+		snprintf(
+			why, whysz,
+			"the daemon's socket directory %s (owner uid %u, mode %04o) is writable by "
+			"others: refusing to trust whoever listens there",
+			dir, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+		return -EPERM;
+	}
+	return 0;
+}
+
+/* The process that accepted our connection: root or us. */
+static int check_peer(int sock, const char *socket_path, char *why, size_t whysz)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+
+	if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+		return -errno;
+	if (!trusted_uid(cr.uid)) {
+		snprintf(
+			why, whysz,
+			"the process listening on %s (pid %d) runs as uid %u, neither root nor you "
+			"(uid %u): refusing to trust it",
+			socket_path, (int)cr.pid, (unsigned)cr.uid, (unsigned)geteuid());
+		return -EPERM;
+	}
+	return 0;
+}
+
 int hfc_connect(const char *socket_path, struct hfc **out)
+{
+	char why[8];
+
+	return hfc_connect_checked(socket_path, out, why, sizeof(why));
+}
+
+int hfc_connect_checked(const char *socket_path, struct hfc **out, char *why, size_t whysz)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct hfc *c;
 	int rc;
 
 	*out = NULL;
+	if (whysz)
+		why[0] = '\0';
 	if (strlen(socket_path) >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
+	rc = check_socket_dir(socket_path, why, whysz);
+	if (rc)
+		return rc;
 	memcpy(sa.sun_path, socket_path, strlen(socket_path) + 1);
 	c = calloc(1, sizeof(*c));
 	if (!c)
@@ -224,6 +296,9 @@ int hfc_connect(const char *socket_path, struct hfc **out)
 		rc = -errno;
 		goto fail;
 	}
+	rc = check_peer(c->sock, socket_path, why, whysz);
+	if (rc)
+		goto fail;
 	rc = -pthread_create(&c->rx, NULL, rx_main, c);
 	if (rc)
 		goto fail;

@@ -19,9 +19,19 @@ typedef void (*hfc_lost_fn)(void *ctx);
 
 /*
  * Connects to the daemon's socket and starts the receive thread. Returns 0, -ENOENT or
- * -ECONNREFUSED when no daemon listens there, -ENAMETOOLONG, or -errno.
+ * -ECONNREFUSED when no daemon listens there, -ENAMETOOLONG, -EPERM when the daemon is not one
+ * to trust (see hfc_connect_checked), or -errno.
  */
 int hfc_connect(const char *socket_path, struct hfc **out);
+
+/*
+ * hfc_connect, saying in `why` (one line, no trailing newline) why a daemon was refused: whoever
+ * listens on a socket serves the caller's bytes, so the socket's directory must belong to root or
+ * to the caller and be writable by nobody else (a root-owned sticky directory such as /tmp is
+ * accepted: others can create names there but not replace ours), and the process that accepted
+ * the connection (SO_PEERCRED) must run as root or as the caller. Anything else: -EPERM.
+ */
+int hfc_connect_checked(const char *socket_path, struct hfc **out, char *why, size_t whysz);
 
 /*
  * Closes the connection: calls still waiting fail with -ENOTCONN, the receive thread is joined,

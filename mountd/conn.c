@@ -193,12 +193,18 @@ static int connect_once(struct mnt *m, bool may_start, bool quiet)
 	struct proto_register_reply rep;
 	int rc, tries = 0;
 	bool reported = false, spawn_failed = false;
+	char why[PATH_MAX + 256];
 
 	if (!cc)
 		return -ENOMEM;
 	cc->m = m;
 	for (;;) {
-		rc = hfc_connect(m->o.socket_path, &cc->c);
+		rc = hfc_connect_checked(m->o.socket_path, &cc->c, why, sizeof(why));
+		if (rc == -EPERM && why[0]) {
+			if (!quiet)
+				fprintf(stderr, "hoardfs: %s\n", why);
+			reported = true;
+		}
 		if (rc != -ENOENT && rc != -ECONNREFUSED)
 			break;
 		if (!may_start || tries++ >= 3)

@@ -6,6 +6,7 @@
 #include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -229,6 +230,7 @@ int insp_exit_for(const struct insp *x, int err)
 static int connect_daemon(struct insp *x)
 {
 	sigset_t block, old;
+	char why[PATH_MAX + 256];
 	int rc;
 
 	sigemptyset(&block);
@@ -236,8 +238,10 @@ static int connect_daemon(struct insp *x)
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &block, &old);
-	rc = hfc_connect(x->socket_path, &x->conn);
+	rc = hfc_connect_checked(x->socket_path, &x->conn, why, sizeof(why));
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc == -EPERM && why[0])
+		fprintf(stderr, "hoardfs-inspect: %s\n", why);
 	return rc;
 }
 
