@@ -131,6 +131,7 @@ json_object *ctl_stats_json(struct daemon *d)
 	add_u64(j, "open_waits", atomic_load(&s->open_waits));
 	add_u64(j, "open_waits_expired", atomic_load(&s->open_waits_expired));
 	add_u64(j, "sibling_loads", atomic_load(&s->sibling_loads));
+	add_u64(j, "accepts_shed", atomic_load(&s->accepts_shed));
 	add_u64(j, "revokes_refused", atomic_load(&s->revokes_refused));
 	add_u64(j, "commits", atomic_load(&s->commits));
 	add_u64(j, "commit_ns", atomic_load(&s->commit_ns));
@@ -183,6 +184,8 @@ static const struct {
 	  "Waiting OPENs answered before their file was complete (deadline or failure)" },
 	{ "sibling_loads", false,
 	  "Shards of a sharded model loaded because an earlier shard was opened" },
+	{ "accepts_shed", false,
+	  "Connections closed at once because the daemon was out of file descriptors" },
 	{ "revokes_refused", false,
 	  "Revocations refused because passthrough opens pin the object (evicted at last close)" },
 	{ "commits", false, "Group commits" },

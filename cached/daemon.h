@@ -165,6 +165,7 @@ struct daemon_stats {
 	_Atomic uint64_t open_waits;	     /* OPENs that waited for their object to be complete */
 	_Atomic uint64_t open_waits_expired; /* ... and were answered before it was */
 	_Atomic uint64_t sibling_loads;	     /* shards loaded because an earlier one was opened */
+	_Atomic uint64_t accepts_shed;	     /* connections closed at once: out of descriptors */
 	_Atomic uint64_t revokes_refused;    /* revocations of pinned objects (doomed instead) */
 	_Atomic uint64_t commits;
 	_Atomic uint64_t commit_ns; /* total time spent in group commits */
@@ -200,6 +201,10 @@ struct daemon {
 	pthread_mutex_t task_lock;
 	struct task *task_head, *task_tail;
 	int listen_fd;
+	int spare_fd;		   /* held open so that accept() can shed a peer at EMFILE */
+	uint64_t emfile_logged_ms; /* last "out of descriptors" log line (engine) */
+	uint64_t nofile;	   /* RLIMIT_NOFILE soft limit after start-up's raise */
+	uint32_t idle_keep;	 /* closed objects kept open for quick reopen: sized from nofile */
 	struct conn *conns;	 /* engine-only list */
 	int nmounts;		 /* registered mounts (engine) */
 	_Atomic int nmounts_pub; /* copy readable from other threads */

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "common/config.h"
@@ -278,6 +279,36 @@ static void defaults(struct daemon_config *c)
 	c->max_prefetch_bytes = 4ull << 30;
 	c->map_size = 16ull << 30;
 	c->log_level = LOG_LVL_INFO;
+}
+
+/* Raises the descriptor limit to its hard limit (Debian's soft limit of 1024 runs out after a
+ * few hundred objects: each resident object holds two descriptors), and sizes the idle-object
+ * cache from it: at most a quarter of the descriptors, the rest for connections, registrations
+ * and fetches. */
+static void raise_nofile(struct daemon *d)
+{
+	struct rlimit rl;
+	uint64_t was = 0;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		was = rl.rlim_cur;
+		if (rl.rlim_cur < rl.rlim_max) {
+			rl.rlim_cur = rl.rlim_max;
+			if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+				getrlimit(RLIMIT_NOFILE, &rl);
+		}
+		d->nofile = rl.rlim_cur == RLIM_INFINITY ? (1u << 20) : rl.rlim_cur;
+	} else {
+		d->nofile = 1024;
+	}
+	d->idle_keep = (uint32_t)(d->nofile / 8); /* 2 descriptors per idle object */
+	if (d->idle_keep > 4096)
+		d->idle_keep = 4096;
+	if (d->idle_keep < 16)
+		d->idle_keep = 16;
+	log_info("file descriptors: limit %" PRIu64 " (was %" PRIu64 "); up to %u idle objects "
+		 "kept open",
+		 d->nofile, was, d->idle_keep);
 }
 
 /* At a clean exit, with everything committed: the count of cached bytes must equal the bytes the
@@ -605,7 +636,7 @@ int main(int argc, char **argv)
 		snprintf(o.log_file, sizeof(o.log_file), "%.*s/cached.log", PATH_MAX - 64,
 			 d->cfg.cache_dir);
 	log_init("hoardfs-cached", (enum log_level)d->cfg.log_level, false);
-	d->lock_fd = d->objects_dirfd = d->listen_fd = d->ro_objects_fd = -1;
+	d->lock_fd = d->objects_dirfd = d->listen_fd = d->ro_objects_fd = d->spare_fd = -1;
 	d->epfd = d->task_efd = d->timer_fd = d->signal_fd = -1;
 	if (prepare_cache_dir(d))
 		goto out;
@@ -618,6 +649,7 @@ int main(int argc, char **argv)
 		/* The lock travels with the descriptor: flock locks belong to the open file. */
 	}
 	write_pid(d);
+	raise_nofile(d);
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);

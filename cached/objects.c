@@ -17,8 +17,7 @@
 #include "common/crc32c.h"
 #include "common/log.h"
 
-#define IDLE_KEEP      4096 /* closed objects kept in memory for quick reopen */
-#define OPEN_WAITS_MAX 64   /* OPENs one mount may have waiting for complete objects */
+#define OPEN_WAITS_MAX 64 /* OPENs one mount may have waiting for complete objects */
 
 static uint64_t hash_key(uint32_t bucket, const char *name, const char *version)
 {
@@ -156,7 +155,8 @@ static void table_remove(struct daemon *d, struct obj *o)
 	obj_put(o);
 }
 
-/* Puts an object that nobody uses on the idle list, trimming the list to IDLE_KEEP. */
+/* Puts an object that nobody uses on the idle list, trimming the list to d->idle_keep (sized
+ * from the descriptor limit: each holds two). */
 void obj_maybe_idle(struct daemon *d, struct obj *o)
 {
 	struct objtab *t = d->objs;
@@ -172,7 +172,7 @@ void obj_maybe_idle(struct daemon *d, struct obj *o)
 		t->idle_head = o;
 	t->idle_tail = o;
 	t->nidle++;
-	while (t->nidle > IDLE_KEEP)
+	while (t->nidle > (d->idle_keep ? d->idle_keep : 4096))
 		table_remove(d, t->idle_head);
 }
 

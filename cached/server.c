@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -629,6 +630,34 @@ void server_each_mount(struct daemon *d,
 
 /* ---- loop ---- */
 
+/* Out of descriptors: the pending connection stays queued and the listening socket readable, so
+ * the loop would spin. The spare descriptor makes room to accept it and close it at once (the
+ * peer sees the connection end); then the spare is taken again. One log line per 10 s. */
+static bool shed_connection(struct daemon *d, int err)
+{
+	uint64_t now = daemon_mono_ms();
+	int fd;
+
+	if (d->spare_fd < 0)
+		return false;
+	close(d->spare_fd);
+	d->spare_fd = -1;
+	fd = accept4(d->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd >= 0) {
+		close(fd);
+		atomic_fetch_add(&d->st.accepts_shed, 1);
+	}
+	d->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (!d->emfile_logged_ms || now - d->emfile_logged_ms >= 10000) {
+		d->emfile_logged_ms = now;
+		log_warn("out of file descriptors (%s; limit %" PRIu64
+			 "): refusing new connections "
+			 "until some close (%" PRIu64 " refused so far)",
+			 strerror(err), d->nofile, atomic_load(&d->st.accepts_shed));
+	}
+	return fd >= 0 && d->spare_fd >= 0;
+}
+
 static void accept_conns(struct daemon *d)
 {
 	for (;;) {
@@ -639,7 +668,9 @@ static void accept_conns(struct daemon *d)
 		int fd = accept4(d->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EINTR)
+			if ((errno == EMFILE || errno == ENFILE) && shed_connection(d, errno))
+				continue;
+			if (errno != EAGAIN && errno != EINTR && errno != EMFILE && errno != ENFILE)
 				log_warn("accept: %s", strerror(errno));
 			return;
 		}
@@ -720,6 +751,9 @@ int engine_init(struct daemon *d)
 	/* Any local user may connect; REGISTER decides what each may use (SO_PEERCRED). */
 	chmod(d->cfg.socket_path, d->cfg.single_user ? 0600 : 0666);
 	if (listen(d->listen_fd, 128) < 0)
+		return -errno;
+	d->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (d->spare_fd < 0)
 		return -errno;
 	if ((rc = add_fd(d, d->listen_fd, &tag_listen)) ||
 	    (rc = add_fd(d, d->task_efd, &tag_task)) || (rc = add_fd(d, d->timer_fd, &tag_timer)) ||
@@ -824,6 +858,8 @@ void engine_fini(struct daemon *d)
 		close(d->listen_fd);
 		unlink(d->cfg.socket_path);
 	}
+	if (d->spare_fd >= 0)
+		close(d->spare_fd);
 	if (d->epfd >= 0)
 		close(d->epfd);
 	if (d->task_efd >= 0)
