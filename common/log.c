@@ -53,19 +53,41 @@ bool log_enabled(enum log_level level)
 	return (int)level <= logger.level;
 }
 
+/* Copies a formatted message, escaping control characters (\n, \r, ESC, ...) as \xNN: log lines
+ * carry peer-provided strings (mount points, URLs, object names), and a newline in one must not
+ * forge a line of its own, nor an escape sequence repaint a terminal. */
+static void escape_line(const char *in, char *out, size_t outsz)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+
+	for (const unsigned char *p = (const unsigned char *)in; *p && o + 5 < outsz; p++) {
+		if (*p < 0x20 || *p == 0x7f) {
+			out[o++] = '\\';
+			out[o++] = 'x';
+			out[o++] = hex[*p >> 4];
+			out[o++] = hex[*p & 15];
+		} else {
+			out[o++] = (char)*p;
+		}
+	}
+	out[o] = '\0';
+}
+
 void log_msg(enum log_level level, const char *fmt, ...)
 {
 	static const char *const tags[] = { "error", "warn", "info", "debug" };
 	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
-	char line[2048];
+	char raw[2048], line[2048 + 64];
 	va_list ap;
 	int saved = errno;
 
 	if (!log_enabled(level))
 		return;
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
+	escape_line(raw, line, sizeof(line));
 	if (logger.to_syslog) {
 		syslog(prio[level], "%s: %s", tags[level], line);
 	} else {

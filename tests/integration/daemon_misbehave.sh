@@ -16,7 +16,9 @@
 #      called for (closed unread: checked with a pipe's EOF), a peer that never reads replies;
 #   5. randomized fuzzing (tool_client fuzz, seed printed; FUZZ_SEED=N and FUZZ_COUNT=N replay
 #      or lengthen it): messages mutated from valid ones and random ring entries, each answered
-#      exactly once or the connection dropped, nothing attached kept.
+#      exactly once or the connection dropped, nothing attached kept;
+#   6. a REGISTER whose mount point holds a newline, a forged log line and an escape sequence:
+#      the daemon logs it on one line with \xNN escapes, no forged line appears.
 # Afterwards the daemon is alive, holds no more descriptors than before (TCP connections of its
 # HTTP pools aside), and exits 0 on SIGTERM without a sanitizer report.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -152,6 +154,17 @@ good_wait fuzz
 grep -v '^ok:' "$TEST_TMP/fuzz.out" | head -20
 [ "$rc" = 0 ] || { cat "$TEST_TMP/fuzz.out"; fail "fuzz: a check failed (seed $FUZZ_SEED)"; }
 [ "$(grep -c '^ok:' "$TEST_TMP/fuzz.out")" -ge 7 ] || fail "fuzz: too few checks ran"
+
+step "6: a peer's strings cannot forge log lines"
+# REGISTER's mount point goes into the daemon's log; a newline in it must not start a line of
+# its own (nor ESC repaint a terminal): control characters are logged as \xNN.
+FORGED="2026-01-01T00:00:00.000Z hoardfs-cached[1] error: FORGED by a peer"
+client --endpoint "$P" --mountpoint $'/mnt/x\n'"$FORGED"$'\e[2J' "$URL" stat a >/dev/null ||
+	fail "stat through a client with a strange mount point"
+grep -q '^2026-01-01T00:00:00\.000Z hoardfs-cached\[1\] error: FORGED' "$DAEMON_LOG" &&
+	fail "a peer forged a log line: $(grep -F "FORGED" "$DAEMON_LOG")"
+grep -qF '/mnt/x\x0a2026-01-01T00:00:00.000Z hoardfs-cached[1] error: FORGED by a peer\x1b[2J' \
+	"$DAEMON_LOG" || fail "the registration line is not logged escaped: $(grep -F FORGED "$DAEMON_LOG")"
 
 step "afterwards: alive, serving, no descriptor kept"
 daemon_alive || fail "the daemon died"

@@ -2,7 +2,8 @@
  * ring, for daemon integration tests. Also plays misbehaving mounts (tool_client/misbehave.c,
  * tool_client/fuzz.c).
  *
- *   tool_client --socket S [--endpoint URL] [--anonymous] [--ttl N] [--timeout-ms N] URL CMD ...
+ *   tool_client --socket S [--endpoint URL] [--anonymous] [--ttl N] [--timeout-ms N]
+ *               [--mountpoint STR] URL CMD ...
  *     ls PATH | stat PATH | cat PATH [--out F] [--req-size N] [--depth D] [--hold-ms N]
  *     read PATH OFF LEN [--out F] | hold PATH MS | stall PATH | abandon PATH | ctl JSON
  *     hostile PATH | scribble PATH sq-tail|cq-head | garbage PATH | fuzz PATH SEED N
@@ -227,9 +228,10 @@ int main(int argc, char **argv)
 		{ "req-size", required_argument, NULL, 'r' },
 		{ "depth", required_argument, NULL, 'd' },
 		{ "hold-ms", required_argument, NULL, 'H' },
+		{ "mountpoint", required_argument, NULL, 'M' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *sock = NULL, *endpoint = NULL, *outpath = NULL;
+	const char *sock = NULL, *endpoint = NULL, *outpath = NULL, *mountpoint = "(tool_client)";
 	struct hfc_register reg = {
 		.metadata_ttl = 60, .neg_ttl = 5, .on_complete = on_complete, .on_lost = on_lost
 	};
@@ -274,6 +276,9 @@ int main(int argc, char **argv)
 		case 'H':
 			hold_ms = strtoull(optarg, NULL, 10);
 			break;
+		case 'M': /* what REGISTER says the mount point is (any bytes: a hostile peer's) */
+			mountpoint = optarg;
+			break;
 		default:
 			return 2;
 		}
@@ -284,7 +289,7 @@ int main(int argc, char **argv)
 	}
 	reg.url = argv[optind];
 	reg.endpoint = endpoint;
-	reg.mountpoint = "(tool_client)";
+	reg.mountpoint = mountpoint;
 	cmd = argv[optind + 1];
 	path = argc - optind > 2 ? argv[optind + 2] : "";
 	rc = hfc_connect(sock, &c);
