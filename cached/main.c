@@ -285,7 +285,7 @@ static void defaults(struct daemon_config *c)
  * few hundred objects: each resident object holds two descriptors), and sizes the idle-object
  * cache from it: at most a quarter of the descriptors, the rest for connections, registrations
  * and fetches. */
-static void raise_nofile(struct daemon *d)
+static uint64_t raise_nofile(struct daemon *d)
 {
 	struct rlimit rl;
 	uint64_t was = 0;
@@ -306,9 +306,7 @@ static void raise_nofile(struct daemon *d)
 		d->idle_keep = 4096;
 	if (d->idle_keep < 16)
 		d->idle_keep = 16;
-	log_info("file descriptors: limit %" PRIu64 " (was %" PRIu64 "); up to %u idle objects "
-		 "kept open",
-		 d->nofile, was, d->idle_keep);
+	return was; /* logged once logging goes to the log file (after detaching) */
 }
 
 /* At a clean exit, with everything committed: the count of cached bytes must equal the bytes the
@@ -614,6 +612,7 @@ int main(int argc, char **argv)
 	int notify_fd = -1, rc, status = 1;
 	sigset_t mask;
 	char ready = 0;
+	uint64_t nofile_was = 0;
 
 	if (!d)
 		return 1;
@@ -649,7 +648,7 @@ int main(int argc, char **argv)
 		/* The lock travels with the descriptor: flock locks belong to the open file. */
 	}
 	write_pid(d);
-	raise_nofile(d);
+	nofile_was = raise_nofile(d);
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
@@ -687,6 +686,9 @@ int main(int argc, char **argv)
 			 HOARDFS_VERSION, d->cfg.socket_path, d->cfg.cache_dir,
 			 num_format_size(evict_limit(d), lim, sizeof(lim)), d->epoch,
 			 (int)getpid());
+		log_info("file descriptors: limit %" PRIu64 " (was %" PRIu64 "); up to %u idle "
+			 "objects kept open",
+			 d->nofile, nofile_was, d->idle_keep);
 	}
 	if (notify_fd >= 0) {
 		if (write(notify_fd, &ready, 1) != 1)
