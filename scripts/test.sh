@@ -4,11 +4,12 @@
 #   1. installs what is missing: the Debian packages of scripts/packages.txt (via
 #      scripts/setup.sh --deps-only) and the npm test servers (tests/servers/install.sh);
 #   2. checks that every tracked .c/.h file is clang-formatted (fails the run if not);
-#   3. builds and tests the sanitizer tree build-asan/ (ASan+UBSan, leaks and UB fatal), then the
-#      normal tree build/; ctest starts and stops the test servers itself (the "servers" fixture).
+#   3. builds the sanitizer tree build-asan/ (ASan+UBSan, leaks and UB fatal) and the normal tree
+#      build/, then runs both trees' tests side by side; ctest starts and stops the test servers
+#      itself (the "servers" fixture, one per tree).
 #
-# The normal tree runs last, so its ctest summary ("100% tests passed, 0 tests failed out of N")
-# is the last one printed. Every step runs even after an earlier one failed; the exit status is
+# The normal tree's log is printed last, so its ctest summary ("100% tests passed, 0 tests failed
+# out of N") is the last one printed. Every step runs even after an earlier one failed; the exit status is
 # non-zero if any step failed. HOARDFS_CTEST_ARGS adds arguments to both ctest runs (e.g. -R unit);
 # HOARDFS_TEST_BUILD and HOARDFS_TEST_ASAN_BUILD move the two trees elsewhere.
 set -uo pipefail
@@ -68,9 +69,8 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1:print_stacktr
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-print_suppressions=0}
 
-# tree NAME DIR CMAKE-ARGS...: configures, builds and runs ctest in DIR (TREE_CTEST_ARGS: more
-# ctest arguments for this tree).
-tree() {
+# build_tree NAME DIR CMAKE-ARGS...: configures and builds DIR.
+build_tree() {
 	local name=$1 dir=$2
 	shift 2
 	note "$name: configure and build ($dir)"
@@ -89,20 +89,38 @@ tree() {
 	if ! cmake --build "$dir" -j "$JOBS" -- "${keep[@]}"; then
 		failed+=("$name build")
 	fi
-	note "$name: ctest"
-	# shellcheck disable=SC2086
-	if ! ctest --test-dir "$dir" --output-on-failure --timeout 900 ${TREE_CTEST_ARGS:-} \
-		${HOARDFS_CTEST_ARGS:-}; then
-		failed+=("$name tests")
-	fi
 }
 
-# The benchmark's smoke test checks Python plumbing around the same binaries: it runs in the
-# normal tree only (it is the longest test, ~70 s, and the daemon paths it drives run under the
-# sanitizers in the other tests).
-TREE_CTEST_ARGS="-E ^integ\.bench_smoke\$" tree sanitizer "${HOARDFS_TEST_ASAN_BUILD:-$root/build-asan}" \
-	-DHOARDFS_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
-tree normal "${HOARDFS_TEST_BUILD:-$root/build}"
+# test_tree NAME DIR [CTEST-ARGS...]: runs ctest in DIR; its status is ctest's.
+test_tree() {
+	local name=$1 dir=$2
+	shift 2
+	note "$name: ctest"
+	# shellcheck disable=SC2086
+	ctest --test-dir "$dir" --output-on-failure --timeout 900 "$@" ${HOARDFS_CTEST_ARGS:-}
+}
+
+asan_dir=${HOARDFS_TEST_ASAN_BUILD:-$root/build-asan}
+normal_dir=${HOARDFS_TEST_BUILD:-$root/build}
+build_tree sanitizer "$asan_dir" -DHOARDFS_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+build_tree normal "$normal_dir"
+
+# The two trees' tests run side by side: each alone leaves the cores half idle (many tests wait
+# on servers, timeouts and deadlines), and every test has its own buckets, daemons, sockets,
+# mounts and server fixture (free ports), so together they take ~10 minutes instead of ~14. Each
+# writes a log, printed whole afterwards: the sanitizer tree's first, the normal tree's last (its
+# ctest summary is the run's closing line). The benchmark's smoke test checks Python plumbing
+# around the same binaries: it runs in the normal tree only (it is the longest test, ~70 s, and
+# the daemon paths it drives run under the sanitizers in the other tests).
+logs=$(mktemp -d)
+test_tree sanitizer "$asan_dir" -E '^integ\.bench_smoke$' >"$logs/sanitizer" 2>&1 &
+asan_pid=$!
+test_tree normal "$normal_dir" >"$logs/normal" 2>&1 &
+normal_pid=$!
+wait "$asan_pid" || failed+=("sanitizer tests")
+wait "$normal_pid" || failed+=("normal tests")
+cat "$logs/sanitizer" "$logs/normal"
+rm -rf "$logs"
 
 if [ ${#failed[@]} -gt 0 ]; then
 	echo "test.sh: FAILED: ${failed[*]}" >&2
