@@ -317,7 +317,6 @@ int fetch_blocks(struct daemon *d, struct obj *o, uint32_t b, uint32_t n, bool d
 	struct fetch_thread *ft = &f->t[0];
 	struct fetch_job *j;
 	const struct meta_object *rec = NULL;
-
 	int *pick = objects_fetch_thread(o);
 
 	if (!n)

@@ -47,6 +47,7 @@ struct obj {
 	struct waiter *waiters;
 	bool loading;	  /* prefetching the whole object (on objtab.loading) */
 	bool speculative; /* loading only because a sibling shard was opened: lowest priority */
+	int spec_gets;	  /* GETs started while speculative, still in flight (plan.c) */
 	uint32_t pf_next;
 	uint32_t pf_origin; /* where the reader was when loading started or last moved */
 	bool windowed;	    /* large next to the cache: prefetch only up to pf_until */
@@ -87,6 +88,7 @@ struct objtab {
 	size_t nidle;
 	struct obj *loading; /* objects being prefetched whole */
 	uint64_t bytes_cached;
+	int spec_inflight; /* sum of spec_gets: speculative GETs in flight */
 };
 
 static inline bool bit(const uint8_t *m, uint32_t b)
@@ -131,6 +133,8 @@ int plan_fetch_range(struct daemon *d, struct obj *o, uint32_t b0, uint32_t b1, 
 		     bool demand, int budget);
 /* Decides what a demand (or a mount's PREFETCH) for blocks [b0, b1) fetches. */
 void plan_demand(struct daemon *d, struct obj *o, uint32_t b0, uint32_t b1, bool prefetch);
+/* A GET of o ended: its slot is free (and, if speculative, its share of the speculative ones). */
+void plan_fetch_ended(struct daemon *d, struct obj *o);
 /* Blocks of the next prefetch GET of loading object o from block b, `loads` objects loading. */
 uint32_t plan_get_blocks(const struct daemon *d, const struct obj *o, uint32_t b, int loads);
 void obj_reschedule_waiters(struct daemon *d, struct obj *o);

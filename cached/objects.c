@@ -950,7 +950,7 @@ void objects_fetch_ended(struct daemon *d, struct obj *o)
 		revoke_fetch_ended(d, o);
 	obj_maybe_idle(d, o);
 	doom_check(d, o);
-	objects_pump(d);
+	plan_fetch_ended(d, o);
 }
 
 void objects_blocks_failed(struct daemon *d, struct obj *o, uint32_t b0, uint32_t n, int status)

@@ -108,6 +108,10 @@ int plan_fetch_range(struct daemon *d, struct obj *o, uint32_t b0, uint32_t b1, 
 		for (uint32_t k = b; k < e; k++)
 			bit_set(o->inflight, k);
 		o->fetching++;
+		if (o->speculative && !demand) {
+			o->spec_gets++;
+			d->objs->spec_inflight++;
+		}
 		started++;
 		b = e;
 	}
@@ -189,15 +193,12 @@ static bool pump_one(struct daemon *d, struct obj ***pp, int loads)
 void objects_pump(struct daemon *d)
 {
 	struct objtab *t = d->objs;
-	int loads = 0, spec_inflight = 0, spec_slots = d->cfg.max_inflight / 4;
+	int loads = 0, spec_slots = d->cfg.max_inflight / 4;
 
 	if (spec_slots < 1)
 		spec_slots = 1;
-	for (struct obj *o = t->loading; o; o = o->load_next) {
+	for (struct obj *o = t->loading; o; o = o->load_next)
 		loads++;
-		if (o->speculative)
-			spec_inflight += o->fetching;
-	}
 	for (int pass = 0; pass < 2; pass++) {
 		bool progress = true;
 
@@ -208,14 +209,11 @@ void objects_pump(struct daemon *d)
 					pp = &(*pp)->load_next;
 					continue;
 				}
-				if (pass == 1 && (spec_inflight >= spec_slots ||
-						  fetch_inflight(d) > spec_inflight))
+				if (pass == 1 && (t->spec_inflight >= spec_slots ||
+						  fetch_inflight(d) > t->spec_inflight))
 					return;
-				if (pump_one(d, &pp, loads)) {
+				if (pump_one(d, &pp, loads))
 					progress = true;
-					if (pass == 1)
-						spec_inflight++;
-				}
 			}
 		}
 	}
@@ -248,6 +246,17 @@ void plan_demand(struct daemon *d, struct obj *o, uint32_t b0, uint32_t b1, bool
 		/* The reader moved: prefetch continues from it, GETs growing from there again. */
 		o->pf_next = b1 < o->nblocks ? b1 : 0;
 		o->pf_origin = b0;
+	}
+	objects_pump(d);
+}
+
+void plan_fetch_ended(struct daemon *d, struct obj *o)
+{
+	/* A GET that ends after its object was promoted still counts as speculative here: a GET's
+	 * kind is not recorded per GET, and the count only has to be right once they all end. */
+	if (o->spec_gets > 0) {
+		o->spec_gets--;
+		d->objs->spec_inflight--;
 	}
 	objects_pump(d);
 }
